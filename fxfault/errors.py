@@ -1,0 +1,46 @@
+"""Error classes raised by fxfault.
+
+Every error that user input can cause derives from :class:`FxFaultError` and from the builtin
+class that describes it best (``ValueError`` for bad values, ``TypeError`` for bad types), so
+``except ValueError`` keeps working for code that does not know about fxfault.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "FxFaultError",
+    "ConfigError",
+    "TraceError",
+    "NoSitesError",
+    "UnsupportedQuantizerError",
+    "QuantizerMismatchError",
+    "ResultsMismatchError",
+]
+
+
+class FxFaultError(Exception):
+    """Base class of every error fxfault raises on purpose."""
+
+
+class ConfigError(FxFaultError, ValueError):
+    """A :class:`~fxfault.FaultConfig` value, or a config file, is invalid."""
+
+
+class TraceError(FxFaultError, RuntimeError):
+    """torch.fx could not trace the model; the message names the module that failed."""
+
+
+class NoSitesError(FxFaultError, ValueError):
+    """The model has no weight quantizer that fxfault could turn into a fault site."""
+
+
+class UnsupportedQuantizerError(FxFaultError, TypeError):
+    """A quantizer was recognised but fxfault cannot read its grid (scale, range, bits)."""
+
+
+class QuantizerMismatchError(FxFaultError, ValueError):
+    """A quantizer's output does not lie on the grid its adapter reported."""
+
+
+class ResultsMismatchError(FxFaultError, ValueError):
+    """A campaign result file belongs to a different model or config."""

@@ -1,0 +1,203 @@
+"""How integer codes are laid out as ``k``-bit words in memory.
+
+A site's *value space* ``V_k`` is the set of integers a ``k``-bit word can denote: the signed
+range ``[-2^(k-1), 2^(k-1) - 1]`` when the quantizer's code range has negative codes, otherwise
+the unsigned range ``[0, 2^k - 1]``. An encoding is a bijection between ``V_k`` and the words
+``[0, 2^k)``, except sign-magnitude, whose two zeros (``+0`` and ``-0``) both decode to 0 and
+which cannot hold ``-2^(k-1)``.
+
+==================  ======================================================================
+``offset``          offset binary: ``word = value + 2^(k-1)`` (signed) or ``value`` (unsigned)
+``twos``            two's complement: ``word = value mod 2^k``
+``sign_magnitude``  MSB is the sign, the other ``k-1`` bits the magnitude
+``gray``            the reflected Gray code of the offset-binary word
+code table          a list of words indexed by ``value - min(V_k)``, or a dict value -> word
+==================  ======================================================================
+
+Encoding and decoding work on ``int64`` tensors and touch only the faulted positions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+
+from ..errors import ConfigError
+
+__all__ = ["Encoding", "make_encoding", "normalise_encoding_spec", "value_space"]
+
+NAMED = ("offset", "twos", "sign_magnitude", "gray")
+
+
+def normalise_encoding_spec(value: Any, what: str = "encoding") -> Any:
+    """Validate the *form* of an encoding spec; width checks happen per site."""
+    if isinstance(value, str):
+        if value not in NAMED:
+            import difflib
+
+            hint = difflib.get_close_matches(value, NAMED, n=1)
+            extra = f"; did you mean {hint[0]!r}?" if hint else ""
+            raise ConfigError(
+                f"{what}: unknown encoding {value!r}{extra}. Encodings: {list(NAMED)}, "
+                "or a code table (a list of words indexed by value - min, or a dict value->word)"
+            )
+        return value
+    if isinstance(value, Mapping):
+        out: dict[int, int] = {}
+        for k, v in value.items():
+            try:
+                kk = int(k)
+                vv = int(v)
+            except (TypeError, ValueError):
+                raise ConfigError(
+                    f"{what}: a code table maps integer values to integer words, got {k!r}: {v!r}"
+                ) from None
+            out[kk] = vv
+        return out
+    if isinstance(value, Sequence) and not isinstance(value, (bytes, bytearray)):
+        words = []
+        for w in value:
+            if isinstance(w, bool) or not isinstance(w, int):
+                raise ConfigError(f"{what}: a code table holds integer words, got {w!r}")
+            words.append(int(w))
+        return tuple(words)
+    raise ConfigError(
+        f"{what} must be one of {list(NAMED)} or a code table, got {type(value).__name__}"
+    )
+
+
+def value_space(k: int, signed: bool) -> tuple[int, int]:
+    """``(min, max)`` of the values a ``k``-bit word can denote."""
+    if signed:
+        return -(1 << (k - 1)), (1 << (k - 1)) - 1
+    return 0, (1 << k) - 1
+
+
+class Encoding:
+    """A value <-> word map for one site (``k`` bits, signed or unsigned value space)."""
+
+    def __init__(self, spec: Any, k: int, signed: bool, qmin: int, qmax: int, *, where: str = ""):
+        self.spec = spec
+        self.k = k
+        self.signed = signed
+        self.vmin, self.vmax = value_space(k, signed)
+        self.name = spec if isinstance(spec, str) else "table"
+        at = f" at site {where}" if where else ""
+        if not (self.vmin <= qmin <= qmax <= self.vmax):
+            raise ConfigError(
+                f"code range [{qmin}, {qmax}]{at} does not fit in {k} bits "
+                f"({'signed' if signed else 'unsigned'} value space [{self.vmin}, {self.vmax}])"
+            )
+        self._tables: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._enc_table: torch.Tensor | None = None
+        self._dec_table: torch.Tensor | None = None
+        if self.name == "sign_magnitude":
+            if not signed:
+                raise ConfigError(
+                    f"encoding 'sign_magnitude'{at} needs a signed code range; the codes here are "
+                    f"unsigned [{qmin}, {qmax}]. Use 'offset' (plain binary) instead."
+                )
+            if qmin < -((1 << (k - 1)) - 1):
+                raise ConfigError(
+                    f"encoding 'sign_magnitude'{at} cannot hold the code {qmin} in {k} bits "
+                    f"(it holds -{(1 << (k - 1)) - 1}..{(1 << (k - 1)) - 1}); use a symmetric "
+                    "quantizer (narrow range) or another encoding"
+                )
+        if self.name == "table":
+            self._build_table(spec, at)
+
+    # ------------------------------------------------------------------ tables
+    def _build_table(self, spec: Any, at: str) -> None:
+        n = 1 << self.k
+        if isinstance(spec, dict):
+            values = sorted(spec)
+            expected = list(range(self.vmin, self.vmax + 1))
+            if values != expected:
+                missing = sorted(set(expected) - set(values))[:5]
+                extra = sorted(set(values) - set(expected))[:5]
+                raise ConfigError(
+                    f"code table{at} must map every value in [{self.vmin}, {self.vmax}] "
+                    f"({n} values for {self.k} bits); missing {missing}, unexpected {extra}"
+                )
+            words = [spec[v] for v in expected]
+        else:
+            words = list(spec)
+            if len(words) != n:
+                raise ConfigError(
+                    f"code table{at} has {len(words)} words but {self.k} bits need {n} "
+                    f"(one per value {self.vmin}..{self.vmax}, indexed by value - ({self.vmin}))"
+                )
+        if sorted(words) != list(range(n)):
+            dup = sorted({w for w in words if words.count(w) > 1})[:5]
+            bad = sorted({w for w in words if not 0 <= w < n})[:5]
+            raise ConfigError(
+                f"code table{at} is not a bijection onto the {self.k}-bit words 0..{n - 1}: "
+                f"repeated words {dup}, out-of-range words {bad}"
+            )
+        enc = torch.tensor(words, dtype=torch.int64)
+        dec = torch.empty(n, dtype=torch.int64)
+        dec[enc] = torch.arange(self.vmin, self.vmax + 1, dtype=torch.int64)
+        self._enc_table, self._dec_table = enc, dec
+
+    def _table(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        t = self._tables.get(device)
+        if t is None:
+            assert self._enc_table is not None and self._dec_table is not None
+            t = (self._enc_table.to(device), self._dec_table.to(device))
+            self._tables[device] = t
+        return t
+
+    # ------------------------------------------------------------------ maps
+    def encode(self, v: torch.Tensor) -> torch.Tensor:
+        """Values (int64) -> words (int64 in ``[0, 2^k)``)."""
+        k = self.k
+        name = self.name
+        if name == "offset":
+            return v - self.vmin
+        if name == "twos":
+            return v & ((1 << k) - 1)
+        if name == "sign_magnitude":
+            return torch.where(v < 0, (-v) | (1 << (k - 1)), v)
+        if name == "gray":
+            b = v - self.vmin
+            return b ^ (b >> 1)
+        enc, _ = self._table(v.device)
+        return enc[v - self.vmin]
+
+    def decode(self, w: torch.Tensor) -> torch.Tensor:
+        """Words (int64 in ``[0, 2^k)``) -> values (int64 in ``V_k``)."""
+        k = self.k
+        name = self.name
+        if name == "offset":
+            return w + self.vmin
+        if name == "twos":
+            if not self.signed:
+                return w
+            return torch.where(w >= (1 << (k - 1)), w - (1 << k), w)
+        if name == "sign_magnitude":
+            mag = w & ((1 << (k - 1)) - 1)
+            return torch.where((w >> (k - 1)) & 1 == 1, -mag, mag)
+        if name == "gray":
+            b = w
+            shift = 1
+            while shift < k:
+                b = b ^ (b >> shift)
+                shift <<= 1
+            return b + self.vmin
+        _, dec = self._table(w.device)
+        return dec[w]
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_tables"] = {}
+        return state
+
+    def __repr__(self) -> str:
+        return f"Encoding({self.name}, k={self.k}, {'signed' if self.signed else 'unsigned'})"
+
+
+def make_encoding(spec: Any, k: int, qmin: int, qmax: int, *, where: str = "") -> Encoding:
+    """The encoding of a site with ``k`` bits and code range ``[qmin, qmax]``."""
+    return Encoding(normalise_encoding_spec(spec), k, qmin < 0, qmin, qmax, where=where)

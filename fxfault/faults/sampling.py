@@ -1,0 +1,87 @@
+"""Exact samplers whose cost grows with the number of faults, never with the number of bits.
+
+* :func:`bernoulli_positions` — the positions of the successes of ``n`` independent
+  Bernoulli(``p``) trials, drawn by geometric skipping: the gaps between successes are
+  independent Geometric(``p``) variables, ``floor(log(1 - U) / log(1 - p))``. The result is
+  exactly the Bernoulli process (no position can repeat, nothing is merged), in time
+  proportional to the number of successes.
+* :func:`distinct_uniform` — ``m`` distinct integers drawn uniformly from ``[0, total)``
+  (a uniform random ``m``-subset), by drawing with replacement and keeping first occurrences.
+* :func:`derive_seed` — a stable 63-bit seed from any tuple of ints and strings
+  (BLAKE2b; the same in every process and on every platform).
+
+All sampling runs on the CPU with an explicit :class:`torch.Generator`, so results do not
+depend on the device, and the global torch RNG is never touched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+
+import torch
+
+__all__ = ["bernoulli_positions", "distinct_uniform", "derive_seed", "generator"]
+
+
+def derive_seed(*parts: int | str) -> int:
+    """A stable seed in ``[0, 2^63)`` from ``parts`` (ints and strings)."""
+    data = repr(tuple(parts)).encode("utf-8")
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little") & (
+        (1 << 63) - 1
+    )
+
+
+def generator(seed: int) -> torch.Generator:
+    """A fresh CPU generator seeded with ``seed``."""
+    g = torch.Generator(device="cpu")
+    g.manual_seed(seed)
+    return g
+
+
+def bernoulli_positions(n: int, p: float, gen: torch.Generator) -> torch.Tensor:
+    """Sorted positions in ``[0, n)`` where independent Bernoulli(``p``) trials succeed."""
+    if n <= 0 or p <= 0.0:
+        return torch.empty(0, dtype=torch.int64)
+    if p >= 1.0:
+        return torch.arange(n, dtype=torch.int64)
+    log_q = math.log1p(-p)
+    chunks: list[torch.Tensor] = []
+    start = 0
+    while start < n:
+        mu = (n - start) * p
+        m = int(mu + 6.0 * math.sqrt(mu) + 16.0)
+        m = min(m, n - start)
+        u = torch.rand(m, dtype=torch.float64, generator=gen)
+        gaps = torch.floor(torch.log1p(-u) / log_q).clamp_(max=float(n)).to(torch.int64)
+        pos = torch.cumsum(gaps + 1, 0) + (start - 1)
+        if int(pos[-1]) < n:
+            chunks.append(pos)
+            start = int(pos[-1]) + 1
+            continue
+        chunks.append(pos[pos < n])
+        break
+    if len(chunks) == 1:
+        return chunks[0]
+    return torch.cat(chunks)
+
+
+def distinct_uniform(total: int, m: int, gen: torch.Generator) -> torch.Tensor:
+    """``m`` distinct integers from ``[0, total)``, a uniform random subset in random order."""
+    if m < 0 or m > total:
+        raise ValueError(f"cannot draw {m} distinct values from {total}")
+    if m == 0:
+        return torch.empty(0, dtype=torch.int64)
+    if total <= 4 * m or total <= 1 << 16:
+        return torch.randperm(total, generator=gen)[:m]
+    picked = torch.empty(0, dtype=torch.int64)
+    while picked.numel() < m:
+        need = m - picked.numel()
+        draw = torch.randint(0, total, (int(need * 1.1) + 16,), generator=gen, dtype=torch.int64)
+        seq = torch.cat([picked, draw])
+        uniq, inverse = torch.unique(seq, return_inverse=True)
+        first = torch.full((uniq.numel(),), seq.numel(), dtype=torch.int64)
+        first.scatter_reduce_(0, inverse, torch.arange(seq.numel()), reduce="amin")
+        order = torch.argsort(first)
+        picked = uniq[order][:m]
+    return picked

@@ -1,0 +1,375 @@
+"""``BitFlip``: the ``nn.Module`` behind each ``<layer>_weight_flip`` node.
+
+A site takes the integer codes of one quantized weight and returns them with bit faults
+applied. It owns the site's bit width, fault model, rates, RNG stream, on/off switches and
+statistics. Sampling (where faults go) is kept apart from injection (what a fault does):
+
+* *where*: :meth:`BitFlip.fault_map` draws the faulted ``(weight, bit)`` pairs on the CPU, in time
+  proportional to their number (see :mod:`fxfault.faults.sampling`);
+* *what*: :meth:`BitFlip.inject` encodes the codes at those weights into ``k``-bit words,
+  flips or forces the bits, and decodes them back, touching nothing else.
+"""
+
+from __future__ import annotations
+
+import itertools
+import weakref
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+from .encoding import Encoding, make_encoding
+from .plan import FaultPlan
+from .rates import is_absolute, plane_rates
+from .sampling import bernoulli_positions, derive_seed, generator
+
+__all__ = ["BitFlip", "SiteStats", "lookup_site"]
+
+_REGISTRY: weakref.WeakValueDictionary[int, BitFlip] = weakref.WeakValueDictionary()
+_HANDLES = itertools.count(1)
+
+
+def lookup_site(handle: int) -> BitFlip:
+    """The live site with ``handle`` (used by the ``fxfault::flip_bits`` custom op)."""
+    site = _REGISTRY.get(int(handle))
+    if site is None:
+        raise RuntimeError(
+            f"fxfault site handle {handle} is not alive in this process. A compiled or "
+            "exported fault graph calls back into the BitFlip modules of the GraphModule it "
+            "came from; keep that GraphModule alive (and in this process)."
+        )
+    return site
+
+
+@dataclass
+class SiteStats:
+    """Counters of one site since the last reset.
+
+    ``events`` counts fault events (sampled faults); ``changed_bits`` the stored bits that
+    actually changed (fewer than ``events`` for stuck-at faults on bits that already held the
+    forced value); ``changed_weights`` the weights with at least one changed bit;
+    ``exposed_bits`` the bits at risk (``passes * numel * bits``).
+    """
+
+    passes: int = 0
+    events: int = 0
+    changed_bits: int = 0
+    changed_weights: int = 0
+    exposed_bits: int = 0
+    # device-side counters for stuck-at faults, folded in lazily (no sync per forward)
+    _dev: list[torch.Tensor] = field(default_factory=list, repr=False)
+
+    def settle(self) -> None:
+        for t in self._dev:
+            bits, weights = (int(x) for x in t.tolist())
+            self.changed_bits += bits
+            self.changed_weights += weights
+        self._dev.clear()
+
+
+class BitFlip(nn.Module):
+    """One fault site: applies bit faults to the integer codes of one quantized weight."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        layer: str,
+        kind: str,
+        bits: int,
+        qmin: int,
+        qmax: int,
+        shape: tuple[int, ...],
+        plan: FaultPlan,
+        ber: float = 0.0,
+        bit_rates: Any = None,
+        fault: str = "flip",
+        encoding: Any = "offset",
+        gradient: str = "ste",
+        in_training: bool = True,
+        in_inference: bool = True,
+        axis: int | None = None,
+        fixed_faults: list[tuple[int, int]] | None = None,
+        count_member: bool = False,
+        nodes: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__()
+        self.name = name
+        self.layer = layer
+        self.kind = kind
+        self.bits = int(bits)
+        self.qmin = int(qmin)
+        self.qmax = int(qmax)
+        self.shape = tuple(int(s) for s in shape)
+        self.numel = 1
+        for s in self.shape:
+            self.numel *= s
+        self.axis = axis
+        self.plan = plan
+        self.fault = fault
+        self.gradient = gradient
+        self.encoding: Encoding = make_encoding(encoding, self.bits, self.qmin, self.qmax, where=name)
+        self.bit_rates = bit_rates
+        self.ber = float(ber)
+        self._rates = plane_rates(bit_rates, self.bits, self.ber, where=name)
+        self.enabled = True
+        self.in_training = in_training
+        self.in_inference = in_inference
+        self.fixed_faults = self._check_fixed(fixed_faults)
+        self.count_member = count_member
+        self.nodes = dict(nodes or {})
+        self.stats = SiteStats()
+        self._pass = 0
+        self._cache: dict[Any, tuple[torch.Tensor, torch.Tensor, int]] = {}
+        self._dev_cache: dict[tuple[Any, torch.device], tuple[torch.Tensor, torch.Tensor]] = {}
+        self._register()
+
+    # ------------------------------------------------------------------ identity
+    def _register(self) -> None:
+        self._handle = next(_HANDLES)
+        _REGISTRY[self._handle] = self
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self._cache = {}
+        self._dev_cache = {}
+        self._register()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_cache"] = {}
+        state["_dev_cache"] = {}
+        self.stats.settle()
+        return state
+
+    def extra_repr(self) -> str:
+        return (
+            f"layer={self.layer!r}, bits={self.bits}, codes=[{self.qmin}, {self.qmax}], "
+            f"encoding={self.encoding.name}, fault={self.fault}, {self.rate_text()}, "
+            f"mode={self.plan.mode}"
+        )
+
+    # ------------------------------------------------------------------ settings
+    def _check_fixed(self, faults: list[tuple[int, int]] | None) -> list[tuple[int, int]] | None:
+        if faults is None:
+            return None
+        for idx, bit in faults:
+            if not 0 <= idx < self.numel:
+                raise ConfigError(
+                    f"faults: flat index {idx} is out of range for site {self.name!r} "
+                    f"({self.numel} weights, indices 0..{self.numel - 1})"
+                )
+            if not 0 <= bit < self.bits:
+                raise ConfigError(
+                    f"faults: bit {bit} does not exist in the {self.bits}-bit site {self.name!r} "
+                    f"(bits 0..{self.bits - 1}, 0 is the LSB)"
+                )
+        return list(faults)
+
+    @property
+    def rates(self) -> list[float]:
+        """Per-bit fault rates, LSB first."""
+        return list(self._rates)
+
+    def set_ber(self, ber: float) -> None:
+        """Set the bit-error rate (sites with absolute ``bit_rates`` refuse)."""
+        if is_absolute(self.bit_rates):
+            raise ConfigError(
+                f"site {self.name!r} uses absolute bit_rates {self.bit_rates!r}, which a BER "
+                "does not scale; leave it out with set_ber(..., layers=[...]) or give it "
+                "a preset such as 'msb_only'"
+            )
+        self.ber = float(ber)
+        self._rates = plane_rates(self.bit_rates, self.bits, self.ber, where=self.name)
+        self.clear_cache()
+
+    def clear_cache(self) -> None:
+        self._cache.clear()
+        self._dev_cache.clear()
+
+    def targeted_planes(self) -> list[int]:
+        """Bit planes that can fail (for ``count``): those with a non-zero rate pattern."""
+        mask = plane_rates(self.bit_rates, self.bits, 1.0, where=self.name)
+        return [b for b, r in enumerate(mask) if r > 0]
+
+    def expected_events(self) -> float:
+        """Expected fault events per forward pass at the current settings."""
+        if self.fixed_faults is not None:
+            return float(len(self.fixed_faults))
+        if self.count_member and self.plan.count is not None:
+            total = self.plan.count_total_bits
+            mine = self.numel * len(self.targeted_planes())
+            return self.plan.count * mine / total if total else 0.0
+        return self.numel * sum(self._rates)
+
+    def configured_rate(self) -> float:
+        """Expected fault events per exposed bit."""
+        return self.expected_events() / (self.numel * self.bits)
+
+    def rate_text(self) -> str:
+        if self.fixed_faults is not None:
+            return f"faults={len(self.fixed_faults)}"
+        if self.count_member and self.plan.count is not None:
+            return f"count-share~{self.expected_events():.3g}"
+        if self.bit_rates is None:
+            return f"ber={self.ber:g}"
+        return f"bit_rates={self.bit_rates!r} (ber={self.ber:g})"
+
+    def is_active(self) -> bool:
+        """Whether the next forward pass injects faults."""
+        if not self.enabled:
+            return False
+        if not (self.in_training if self.training else self.in_inference):
+            return False
+        if self.fixed_faults is not None:
+            return bool(self.fixed_faults)
+        if self.count_member and self.plan.count is not None:
+            return self.plan.count > 0
+        return any(r > 0 for r in self._rates)
+
+    # ------------------------------------------------------------------ sampling (where)
+    def fault_map(self, pass_index: int | None = None) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """The faults of a forward pass: ``(weight indices, bit masks, events)``, on the CPU.
+
+        Weight indices are sorted and distinct (flat indices into the weight); each mask holds
+        the faulted bits of its weight. ``pass_index`` defaults to the next pass.
+        """
+        _, w_idx, masks, events = self._map(self._pass if pass_index is None else pass_index)
+        return w_idx, masks, events
+
+    def _map(self, t: int) -> tuple[Any, torch.Tensor, torch.Tensor, int]:
+        """``(key, weights, masks, events)`` of pass ``t``; ``key`` is None when not reusable."""
+        if self.fixed_faults is not None:
+            key: Any = ("fixed",)
+        else:
+            key = self.plan.draw_key(t)
+        hit = self._cache.get(key)
+        if hit is not None:
+            return (key, *hit)
+        result = self._draw(key)
+        if self.fixed_faults is not None or self.plan.cacheable():
+            if len(self._cache) > 64:
+                self._cache.clear()
+                self._dev_cache.clear()
+            self._cache[key] = result
+            return (key, *result)
+        return (None, *result)
+
+    def _draw(self, key: Any) -> tuple[torch.Tensor, torch.Tensor, int]:
+        if self.fixed_faults is not None:
+            if not self.fixed_faults:
+                return _pairs_to_masks(torch.empty(0, dtype=torch.int64), torch.empty(0, dtype=torch.int64))
+            w = torch.tensor([i for i, _ in self.fixed_faults], dtype=torch.int64)
+            b = torch.tensor([j for _, j in self.fixed_faults], dtype=torch.int64)
+            return _pairs_to_masks(w, b, dedupe=True)
+        if self.count_member and self.plan.count is not None:
+            planes = self.targeted_planes()
+            pos = self.plan.count_positions(self.name, key)
+            p = torch.tensor(planes, dtype=torch.int64)
+            return _pairs_to_masks(pos // len(planes), p[pos % len(planes)])
+        gen = generator(derive_seed(*key, self.name))
+        groups: dict[float, list[int]] = {}
+        for b, r in enumerate(self._rates):
+            if r > 0:
+                groups.setdefault(r, []).append(b)
+        ws: list[torch.Tensor] = []
+        bs: list[torch.Tensor] = []
+        for r in sorted(groups):
+            planes = groups[r]
+            pos = bernoulli_positions(self.numel * len(planes), r, gen)
+            ws.append(pos // len(planes))
+            if len(planes) == 1:
+                bs.append(torch.full_like(pos, planes[0]))
+            else:
+                bs.append(torch.tensor(planes, dtype=torch.int64)[pos % len(planes)])
+        if not ws:
+            return _pairs_to_masks(torch.empty(0, dtype=torch.int64), torch.empty(0, dtype=torch.int64))
+        if len(ws) == 1:
+            return _pairs_to_masks(ws[0], bs[0], sorted_=True)
+        return _pairs_to_masks(torch.cat(ws), torch.cat(bs))
+
+    # ------------------------------------------------------------------ injection (what)
+    def forward(self, codes: torch.Tensor) -> torch.Tensor:
+        if torch.compiler.is_compiling():
+            return torch.ops.fxfault.flip_bits(codes, self._handle)
+        return self.inject(codes)
+
+    def inject(self, codes: torch.Tensor) -> torch.Tensor:
+        """Apply this pass's faults to ``codes``; returns ``codes`` itself when inactive."""
+        if not self.is_active():
+            return codes
+        if tuple(codes.shape) != self.shape:
+            raise RuntimeError(
+                f"fault site {self.name!r} was built for a weight of shape {self.shape} but got "
+                f"codes of shape {tuple(codes.shape)}; re-run fxfault.transform after changing "
+                "the model"
+            )
+        key, w_idx, masks, events = self._map(self._pass)
+        self._pass += 1
+        st = self.stats
+        st.passes += 1
+        st.events += events
+        st.exposed_bits += self.numel * self.bits
+        if w_idx.numel() == 0:
+            return codes
+        dev = codes.device
+        cached = self._dev_cache.get((key, dev)) if key is not None else None
+        if cached is None:
+            cached = (w_idx.to(dev, non_blocking=True), masks.to(dev, non_blocking=True))
+            if key is not None:
+                self._dev_cache[(key, dev)] = cached
+        idx, m = cached
+        out = codes.clone(memory_format=torch.contiguous_format)
+        flat = out.view(-1)
+        old = flat[idx].to(torch.int64)
+        enc = self.encoding
+        words = enc.encode(old)
+        if self.fault == "flip":
+            new_words = words ^ m
+        elif self.fault == "stuck_at_0":
+            new_words = words & ~m
+        else:
+            new_words = words | m
+        new = enc.decode(new_words)
+        flat[idx] = new.to(out.dtype)
+        if self.fault == "flip":
+            st.changed_bits += events
+            st.changed_weights += int(w_idx.numel())
+        else:
+            diff = words ^ new_words
+            nbits = torch.zeros((), dtype=torch.int64, device=dev)
+            for b in range(self.bits):
+                nbits = nbits + ((diff >> b) & 1).sum()
+            st._dev.append(torch.stack([nbits, (diff != 0).sum()]))
+            if len(st._dev) > 256:
+                st.settle()
+        # Tell dequantize (in eager mode) which positions changed value, so that it can patch
+        # the clean weight there instead of comparing every code.
+        out._fxfault_patch = (codes, idx[new != old])  # type: ignore[attr-defined]
+        return out
+
+
+def _pairs_to_masks(
+    w: torch.Tensor, b: torch.Tensor, *, sorted_: bool = False, dedupe: bool = False
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Group ``(weight, bit)`` pairs by weight: ``(unique weights, OR of 1 << bit, #pairs)``."""
+    if dedupe and w.numel():
+        pair = torch.unique(w * 64 + b)
+        w, b = pair // 64, pair % 64
+        sorted_ = True
+    events = int(w.numel())
+    if events == 0:
+        return w, torch.empty(0, dtype=torch.int64), 0
+    bitval = torch.ones_like(b) << b
+    if sorted_:
+        uniq, counts = torch.unique_consecutive(w, return_counts=True)
+        if uniq.numel() == w.numel():
+            return uniq, bitval, events
+        inverse = torch.repeat_interleave(torch.arange(uniq.numel()), counts)
+    else:
+        uniq, inverse = torch.unique(w, return_inverse=True)
+    masks = torch.zeros(uniq.numel(), dtype=torch.int64).scatter_add_(0, inverse, bitval)
+    return uniq, masks, events

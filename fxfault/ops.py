@@ -1,0 +1,236 @@
+"""The graph ops of a fault chain: ``quantize``, ``dequantize`` and ``straight_through``.
+
+Each op is a plain function that the transformed graph calls by name. In eager mode it runs a
+zero-copy fast path; under ``torch.compile`` or ``torch.export`` it calls the matching custom
+op (``torch.ops.fxfault.*``, registered with :mod:`torch.library`), so the op stays one named
+node through Dynamo, AOTAutograd and Inductor.
+
+``quantize(x, scale, zero_point, qmin, qmax, dtype)``
+    ``clamp(round(x / scale) + zero_point, qmin, qmax)`` as integers of ``dtype``.
+``dequantize(codes, scale, zero_point, reference, reference_codes)``
+    ``(codes - zero_point) * scale``, except that where ``codes`` equals ``reference_codes`` the
+    result is ``reference`` bit for bit. A quantizer's own arithmetic can differ from
+    ``code * scale`` in the last bit (LSQ's gradient-scaled step size does), so this keeps
+    unfaulted weights exactly as the quantizer made them; ``ber=0`` is bit-identical.
+``straight_through(clean, faulted, zero_faulted=False)``
+    Forward: ``faulted``. Backward: the gradient goes to ``clean`` unchanged (the
+    ``x_f.detach() + (x_q - x_q.detach())`` rule), or zeroed where the value was changed
+    when ``zero_faulted`` is true.
+``flip_bits(codes, site)`` (custom op only)
+    Calls the live :class:`~fxfault.faults.BitFlip` with handle ``site``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from .faults.site import lookup_site
+
+__all__ = ["quantize", "dequantize", "straight_through", "values_at"]
+
+
+# --------------------------------------------------------------------------------------------
+# eager implementations
+# --------------------------------------------------------------------------------------------
+def _quantize_impl(
+    x: torch.Tensor,
+    scale: torch.Tensor,
+    zero_point: torch.Tensor | None,
+    qmin: int,
+    qmax: int,
+    dtype: torch.dtype,
+) -> torch.Tensor:
+    with torch.no_grad():
+        q = torch.div(x, scale)
+        q.round_()
+        if zero_point is not None:
+            q.add_(zero_point)
+        q.clamp_(qmin, qmax)
+        return q.to(dtype)
+
+
+def values_at(t: torch.Tensor, shape: torch.Size | tuple[int, ...], flat: torch.Tensor) -> torch.Tensor:
+    """Entries of ``t`` broadcast to ``shape`` at the flat indices ``flat``, without expanding."""
+    if t.numel() == 1:
+        return t.reshape(())
+    tb = torch.broadcast_to(t, shape)
+    return tb[torch.unravel_index(flat, tuple(shape))]
+
+
+def _changed_positions(codes: torch.Tensor, reference_codes: torch.Tensor) -> torch.Tensor:
+    hint = getattr(codes, "_fxfault_patch", None)
+    if hint is not None and hint[0] is reference_codes:
+        return hint[1]
+    return torch.nonzero((codes != reference_codes).reshape(-1)).squeeze(1)
+
+
+def _dequantize_impl(
+    codes: torch.Tensor,
+    scale: torch.Tensor,
+    zero_point: torch.Tensor | None,
+    reference: torch.Tensor,
+    reference_codes: torch.Tensor,
+) -> torch.Tensor:
+    with torch.no_grad():
+        if codes is reference_codes:
+            return reference
+        changed = _changed_positions(codes, reference_codes)
+        out = reference.detach().clone(memory_format=torch.contiguous_format)
+        if changed.numel():
+            shape = out.shape
+            vals = codes.reshape(-1)[changed].to(torch.float64)
+            if zero_point is not None:
+                vals = vals - values_at(zero_point, shape, changed).to(torch.float64)
+            s = values_at(scale, shape, changed)
+            out.view(-1)[changed] = (vals.to(s.dtype) * s).to(out.dtype)
+        return out
+
+
+class _StraightThrough(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, clean: torch.Tensor, faulted: torch.Tensor, zero_faulted: bool) -> torch.Tensor:
+        ctx.zero_faulted = zero_faulted
+        if zero_faulted and ctx.needs_input_grad[0]:
+            ctx.save_for_backward(faulted != clean)
+        return faulted.view_as(faulted)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, None, None]:
+        if ctx.zero_faulted:
+            (changed,) = ctx.saved_tensors
+            grad = grad.masked_fill(changed, 0.0)
+        return grad, None, None
+
+
+# --------------------------------------------------------------------------------------------
+# graph-facing functions
+# --------------------------------------------------------------------------------------------
+def _proxy_call(fn: Any, args: tuple[Any, ...]) -> Any:
+    """When torch.fx re-traces generated code (``torch.load``), record ``fn`` as one node."""
+    for a in args:
+        if isinstance(a, torch.fx.Proxy):
+            return a.tracer.create_proxy("call_function", fn, args, {})
+    return None
+
+
+def quantize(
+    x: torch.Tensor,
+    scale: torch.Tensor,
+    zero_point: torch.Tensor | None,
+    qmin: int,
+    qmax: int,
+    dtype: torch.dtype,
+) -> torch.Tensor:
+    """Integer codes of the quantized float tensor ``x`` (see the module docstring)."""
+    traced = _proxy_call(quantize, (x, scale, zero_point, qmin, qmax, dtype,))
+    if traced is not None:
+        return traced
+    if torch.compiler.is_compiling():
+        return torch.ops.fxfault.quantize(x, scale, zero_point, qmin, qmax, dtype)
+    return _quantize_impl(x, scale, zero_point, qmin, qmax, dtype)
+
+
+def dequantize(
+    codes: torch.Tensor,
+    scale: torch.Tensor,
+    zero_point: torch.Tensor | None,
+    reference: torch.Tensor,
+    reference_codes: torch.Tensor,
+) -> torch.Tensor:
+    """Floats of ``codes``; unchanged codes give ``reference`` exactly (see the module docstring)."""
+    traced = _proxy_call(dequantize, (codes, scale, zero_point, reference, reference_codes,))
+    if traced is not None:
+        return traced
+    if torch.compiler.is_compiling():
+        return torch.ops.fxfault.dequantize(codes, scale, zero_point, reference, reference_codes)
+    return _dequantize_impl(codes, scale, zero_point, reference, reference_codes)
+
+
+def straight_through(clean: torch.Tensor, faulted: torch.Tensor, zero_faulted: bool = False) -> torch.Tensor:
+    """``faulted`` in the forward pass; the gradient of ``clean`` in the backward pass."""
+    traced = _proxy_call(straight_through, (clean, faulted, zero_faulted,))
+    if traced is not None:
+        return traced
+    if torch.compiler.is_compiling():
+        return torch.ops.fxfault.straight_through(clean, faulted, zero_faulted)
+    if faulted is clean:
+        return clean
+    if not (torch.is_grad_enabled() and clean.requires_grad):
+        return faulted
+    return _StraightThrough.apply(clean, faulted, zero_faulted)
+
+
+# --------------------------------------------------------------------------------------------
+# custom ops (used under torch.compile / torch.export)
+# --------------------------------------------------------------------------------------------
+@torch.library.custom_op("fxfault::quantize", mutates_args=())
+def _quantize_op(
+    x: torch.Tensor,
+    scale: torch.Tensor,
+    zero_point: torch.Tensor | None,
+    qmin: int,
+    qmax: int,
+    dtype: torch.dtype,
+) -> torch.Tensor:
+    return _quantize_impl(x, scale, zero_point, qmin, qmax, dtype)
+
+
+@_quantize_op.register_fake
+def _(x, scale, zero_point, qmin, qmax, dtype):  # type: ignore[no-untyped-def]
+    return torch.empty_like(x, dtype=dtype, memory_format=torch.contiguous_format)
+
+
+@torch.library.custom_op("fxfault::dequantize", mutates_args=())
+def _dequantize_op(
+    codes: torch.Tensor,
+    scale: torch.Tensor,
+    zero_point: torch.Tensor | None,
+    reference: torch.Tensor,
+    reference_codes: torch.Tensor,
+) -> torch.Tensor:
+    out = _dequantize_impl(codes, scale, zero_point, reference, reference_codes)
+    return out.clone() if out is reference else out
+
+
+@_dequantize_op.register_fake
+def _(codes, scale, zero_point, reference, reference_codes):  # type: ignore[no-untyped-def]
+    return torch.empty_like(reference, memory_format=torch.contiguous_format)
+
+
+@torch.library.custom_op("fxfault::straight_through", mutates_args=())
+def _straight_through_op(clean: torch.Tensor, faulted: torch.Tensor, zero_faulted: bool) -> torch.Tensor:
+    return faulted.clone()
+
+
+@_straight_through_op.register_fake
+def _(clean, faulted, zero_faulted):  # type: ignore[no-untyped-def]
+    return torch.empty_like(faulted)
+
+
+def _st_setup(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
+    clean, faulted, zero_faulted = inputs
+    ctx.zero_faulted = zero_faulted
+    ctx.save_for_backward(faulted != clean if zero_faulted else None)
+
+
+def _st_backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+    if ctx.zero_faulted:
+        (changed,) = ctx.saved_tensors
+        grad = grad.masked_fill(changed, 0.0)
+    return grad, None, None
+
+
+_straight_through_op.register_autograd(_st_backward, setup_context=_st_setup)
+
+
+@torch.library.custom_op("fxfault::flip_bits", mutates_args=())
+def _flip_bits_op(codes: torch.Tensor, site: int) -> torch.Tensor:
+    out = lookup_site(site).inject(codes)
+    return out.clone() if out is codes else out
+
+
+@_flip_bits_op.register_fake
+def _(codes, site):  # type: ignore[no-untyped-def]
+    return torch.empty_like(codes, memory_format=torch.contiguous_format)
