@@ -14,8 +14,8 @@ from .control import (
     FaultStats,
     SiteCounters,
     disabled,
-    reset_stats,
     resample,
+    reset_stats,
     set_ber,
     set_enabled,
     stats,
@@ -33,7 +33,6 @@ from .inspect import SiteInfo, sites
 from .transform import transform
 
 __all__ = [
-    "__version__",
     "ConfigError",
     "FaultConfig",
     "FaultStats",
@@ -45,9 +44,10 @@ __all__ = [
     "SiteInfo",
     "TraceError",
     "UnsupportedQuantizerError",
+    "__version__",
     "disabled",
-    "reset_stats",
     "resample",
+    "reset_stats",
     "set_ber",
     "set_enabled",
     "sites",

@@ -11,7 +11,7 @@ from typing import Any
 
 from torch import fx, nn
 
-__all__ = ["SITES_MODULE", "Chain", "find_chains", "annotate"]
+__all__ = ["SITES_MODULE", "Chain", "annotate", "find_chains"]
 
 #: name of the submodule of a transformed ``GraphModule`` that holds the ``BitFlip`` sites
 SITES_MODULE = "fxfault_sites"

@@ -24,16 +24,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 from .errors import ConfigError
 
 __all__ = [
-    "FaultConfig",
     "SCHEMA_VERSION",
+    "FaultConfig",
+    "check_patterns",
     "load_config",
     "resolve_per_layer",
-    "check_patterns",
     "searchable_lsq_layers",
 ]
 
@@ -45,7 +45,7 @@ MODES = ("transient", "persistent")
 GRADIENTS = ("ste", "zero_faulted")
 MAX_BITS = 16
 
-PerLayer = Union[Any, Mapping[str, Any]]
+PerLayer = Any  # one value, or a mapping of module-name glob -> value
 
 
 # --------------------------------------------------------------------------------------------

@@ -27,15 +27,15 @@ from .faults.site import BitFlip
 from .transform import SITES_MODULE
 
 __all__ = [
-    "fault_sites",
-    "disabled",
-    "set_enabled",
-    "set_ber",
-    "resample",
-    "stats",
-    "reset_stats",
     "FaultStats",
     "SiteCounters",
+    "disabled",
+    "fault_sites",
+    "resample",
+    "reset_stats",
+    "set_ber",
+    "set_enabled",
+    "stats",
 ]
 
 
@@ -179,7 +179,7 @@ def _format_table(rows: Sequence[Sequence[str]], *, total: bool = False) -> str:
     lines = [fmt(rows[0]), "  ".join("-" * w for w in widths)]
     body = [fmt(r) for r in rows[1:]]
     if total and body:
-        lines += body[:-1] + ["  ".join("-" * w for w in widths), body[-1]]
+        lines += [*body[:-1], "  ".join("-" * w for w in widths), body[-1]]
     else:
         lines += body
     return "\n".join(lines)

@@ -8,13 +8,13 @@ class that describes it best (``ValueError`` for bad values, ``TypeError`` for b
 from __future__ import annotations
 
 __all__ = [
-    "FxFaultError",
     "ConfigError",
-    "TraceError",
+    "FxFaultError",
     "NoSitesError",
-    "UnsupportedQuantizerError",
     "QuantizerMismatchError",
     "ResultsMismatchError",
+    "TraceError",
+    "UnsupportedQuantizerError",
 ]
 
 

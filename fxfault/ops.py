@@ -28,7 +28,7 @@ import torch
 
 from .faults.site import lookup_site
 
-__all__ = ["quantize", "dequantize", "straight_through", "values_at"]
+__all__ = ["dequantize", "quantize", "straight_through", "values_at"]
 
 
 # --------------------------------------------------------------------------------------------

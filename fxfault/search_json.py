@@ -55,10 +55,10 @@ def read_search_json(
         )
     conf = confs[index]
     if not isinstance(conf, dict) or "weight_bits" not in conf:
-        keys = sorted(conf) if isinstance(conf, dict) else type(conf).__name__
+        have = sorted(conf) if isinstance(conf, dict) else type(conf).__name__
         raise ConfigError(
             f"search config {where}: configuration {index} has no 'weight_bits' key "
-            f"(it has {keys})"
+            f"(it has {have})"
         )
     searchable, fixed = searchable_lsq_layers(model)
     if not searchable and not fixed:
@@ -69,10 +69,9 @@ def read_search_json(
     out: list[dict[str, int]] = []
     for key in ("weight_bits", "act_bits"):
         bits = conf.get(key)
-        if bits is None:
-            if key == "act_bits":
-                out.append({})
-                continue
+        if bits is None and key == "act_bits":
+            out.append({})
+            continue
         if not isinstance(bits, list) or not all(
             isinstance(b, int) and not isinstance(b, bool) for b in bits
         ):

@@ -25,7 +25,7 @@ from torch import fx, nn
 from ._chain import annotate
 from .errors import TraceError
 
-__all__ = ["FaultTracer", "shadow_copy", "trace", "remove_dead_nodes"]
+__all__ = ["FaultTracer", "remove_dead_nodes", "shadow_copy", "trace"]
 
 _CONTAINERS = (list, dict, set, collections.OrderedDict, collections.defaultdict)
 

@@ -30,7 +30,7 @@ from .faults.site import BitFlip
 from .quantizers import MatchContext, SiteMatch, adapters, codes_dtype
 from .tracer import FaultTracer, remove_dead_nodes, shadow_copy, trace
 
-__all__ = ["transform", "SITES_MODULE"]
+__all__ = ["SITES_MODULE", "transform"]
 
 
 def transform(
@@ -128,7 +128,7 @@ class _Pass:
                     "of the selected sites"
                 )
         if self.check:
-            for m, site, nodes in inserted:
+            for m, _, nodes in inserted:
                 if m.domain == "float":
                     _verify(gm, m, nodes)
         remove_dead_nodes(gm.graph)
@@ -136,7 +136,7 @@ class _Pass:
         gm.graph.lint()
         gm.recompile()
         gm.meta["fxfault"] = {"config": cfg.to_dict(), "sites": [s.name for _, s, _ in inserted]}
-        gm.fxfault_plan = plan
+        setattr(gm, "fxfault_plan", plan)  # noqa: B010  (plain attribute, pickled with gm)
         return gm
 
     # ------------------------------------------------------------------ matching

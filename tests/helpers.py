@@ -16,7 +16,7 @@ class Capture(fx.Interpreter):
 
     def run_node(self, n):
         out = super().run_node(n)
-        if n.name.endswith(self.suffixes) or n.op == "call_module" and n.target.endswith("quan_w_fn"):
+        if n.name.endswith(self.suffixes) or (n.op == "call_module" and n.target.endswith("quan_w_fn")):
             self.values[n.name] = out
         return out
 

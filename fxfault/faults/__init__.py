@@ -7,10 +7,10 @@ from .sampling import bernoulli_positions, derive_seed, distinct_uniform
 from .site import BitFlip, SiteStats, lookup_site
 
 __all__ = [
+    "PRESETS",
     "BitFlip",
     "Encoding",
     "FaultPlan",
-    "PRESETS",
     "SiteStats",
     "bernoulli_positions",
     "derive_seed",

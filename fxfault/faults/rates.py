@@ -23,7 +23,7 @@ from typing import Any
 
 from ..errors import ConfigError
 
-__all__ = ["parse_rates_spec", "plane_rates", "is_absolute", "PRESETS"]
+__all__ = ["PRESETS", "is_absolute", "parse_rates_spec", "plane_rates"]
 
 PRESETS = ("msb_only", "skip_msb", "skip_msb2", "bit=i", "dual:a,b")
 

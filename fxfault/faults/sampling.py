@@ -21,7 +21,7 @@ import math
 
 import torch
 
-__all__ = ["bernoulli_positions", "distinct_uniform", "derive_seed", "generator"]
+__all__ = ["bernoulli_positions", "derive_seed", "distinct_uniform", "generator"]
 
 
 def derive_seed(*parts: int | str) -> int:

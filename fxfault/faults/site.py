@@ -272,9 +272,9 @@ class BitFlip(nn.Module):
             return _pairs_to_masks(pos // len(planes), p[pos % len(planes)])
         gen = generator(derive_seed(*key, self.name))
         groups: dict[float, list[int]] = {}
-        for b, r in enumerate(self._rates):
+        for plane, r in enumerate(self._rates):
             if r > 0:
-                groups.setdefault(r, []).append(b)
+                groups.setdefault(r, []).append(plane)
         ws: list[torch.Tensor] = []
         bs: list[torch.Tensor] = []
         for r in sorted(groups):

@@ -13,8 +13,8 @@ __all__ = [
     "MatchContext",
     "QuantizerAdapter",
     "SiteMatch",
-    "codes_dtype",
     "adapters",
+    "codes_dtype",
     "register_adapter",
     "unregister_adapter",
 ]

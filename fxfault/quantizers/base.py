@@ -17,7 +17,7 @@ from torch import fx, nn
 
 from ..config import FaultConfig
 
-__all__ = ["QuantizerAdapter", "SiteMatch", "MatchContext", "codes_dtype", "GridBuilder"]
+__all__ = ["GridBuilder", "MatchContext", "QuantizerAdapter", "SiteMatch", "codes_dtype"]
 
 #: ``build(graph) -> (scale_node, zero_point_node_or_None)``; called with the graph's insertion
 #: point right after the quantizer node, so new nodes land there.

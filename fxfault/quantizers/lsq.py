@@ -26,7 +26,7 @@ from ..config import FaultConfig
 from ..errors import ConfigError, UnsupportedQuantizerError
 from .base import MatchContext, QuantizerAdapter, SiteMatch
 
-__all__ = ["LSQAdapter", "lsq_code_range", "is_lsq_layer", "is_lsq_quantizer"]
+__all__ = ["LSQAdapter", "is_lsq_layer", "is_lsq_quantizer", "lsq_code_range"]
 
 
 def is_lsq_quantizer(m: Any) -> bool:
@@ -133,12 +133,12 @@ class LSQAdapter(QuantizerAdapter):
             if new_w is not None and new_w < 32:
                 _check_width(m.quan_w_fn, int(new_w), name)
             qa = getattr(m, "quan_a_fn", None)
-            if a is not None and a < 32 and isinstance(qa, nn.Module) and _widths(qa) is not None:
-                if a not in (_widths(qa) or []):
-                    raise ConfigError(
-                        f"layer {name!r}: its activation quantizer has no scale for {a} bits "
-                        f"(it has {_widths(qa)})"
-                    )
+            qa_widths = _widths(qa) if isinstance(qa, nn.Module) else None
+            if a is not None and a < 32 and qa_widths is not None and a not in qa_widths:
+                raise ConfigError(
+                    f"layer {name!r}: its activation quantizer has no scale for {a} bits "
+                    f"(it has {qa_widths})"
+                )
             if fixed is not None:
                 m.fixed_bits = (new_w, new_a)
             else:

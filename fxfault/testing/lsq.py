@@ -70,6 +70,7 @@ class LsqQuan(nn.Module):
         self.bit_mapping: dict[int, int] = {bit: 0}
         self.bits: int | None = None
         self.s = nn.Parameter(torch.ones(1))
+        self.init_state: torch.Tensor
         self.register_buffer("init_state", torch.zeros(1))
 
     def init_from(self, x: torch.Tensor | None, bit_list: Sequence[int], *args: Any, **kwargs: Any) -> None:
@@ -180,10 +181,10 @@ class QuanConv2d(_QuanMixin, nn.Conv2d):
         super().__init__(
             m.in_channels,
             m.out_channels,
-            m.kernel_size,
-            stride=m.stride,
-            padding=m.padding,
-            dilation=m.dilation,
+            m.kernel_size,  # type: ignore[arg-type]
+            stride=m.stride,  # type: ignore[arg-type]
+            padding=m.padding,  # type: ignore[arg-type]
+            dilation=m.dilation,  # type: ignore[arg-type]
             groups=m.groups,
             bias=m.bias is not None,
             padding_mode=m.padding_mode,

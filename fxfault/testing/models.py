@@ -18,12 +18,12 @@ __all__ = [
     "BasicBlock",
     "ResNetCIFAR",
     "SmallCNN",
-    "resnet18_cifar",
-    "small_cnn",
-    "quantize_lsq",
+    "calibrate",
     "lsq_resnet18",
     "lsq_small_cnn",
-    "calibrate",
+    "quantize_lsq",
+    "resnet18_cifar",
+    "small_cnn",
 ]
 
 
@@ -138,7 +138,7 @@ def quantize_lsq(
         else:
             new = QuanLinear(m, wq, aq, bits_list, fixed_bits=fixed)
         if fixed is None and weight_bits is not None:
-            new.bits = (weight_bits, act_bits if act_bits is not None else weight_bits)
+            new.bits = (weight_bits, act_bits if act_bits is not None else weight_bits)  # type: ignore[assignment]
         parent_name, _, child = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
         setattr(parent, child, new)
