@@ -60,6 +60,17 @@ def find_chains(graph: fx.Graph, root: nn.Module) -> list[Chain]:
             zp = src.args[2]  # type: ignore[union-attr]
             if isinstance(zp, fx.Node):
                 chain.nodes["zero_point"] = zp
+            ref = src.kwargs.get("site")  # type: ignore[union-attr]
+            if isinstance(ref, fx.Node) and ref.op == "get_attr":
+                chain.nodes["site"] = ref
+            if (
+                isinstance(grid, fx.Node)
+                and grid.op == "call_method"
+                and isinstance(grid.args[0], fx.Node)
+                and grid.args[0].op == "get_attr"
+                and len(grid.args[0].users) == 1
+            ):
+                chain.nodes["quantizer"] = grid.args[0]
         elif isinstance(src, fx.Node):
             chain.nodes["codes"] = src
         for user in node.users:
@@ -88,9 +99,11 @@ def annotate(graph: fx.Graph, root: nn.Module) -> None:
         for role, node in chain.nodes.items():
             if role in ("clean", "codes"):
                 continue
-            node.meta["fxfault"] = dict(base, role="grid" if role in ("scale", "zero_point") else role)
+            node.meta["fxfault"] = dict(
+                base, role="grid" if role in ("scale", "zero_point", "site", "quantizer") else role
+            )
             want = names.get(role)
-            if want is None and role in ("scale", "zero_point") and "flip" in names:
+            if want is None and "flip" in names:
                 want = names["flip"][: -len("_flip")] + "_" + role
             if want and node.name != want:
                 node._rename(want)

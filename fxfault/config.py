@@ -243,6 +243,7 @@ class FaultConfig:
     in_training: bool = True
     in_inference: bool = True
     leaf_modules: tuple[str, ...] = ()
+    cache: bool = True
     version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
@@ -291,6 +292,7 @@ class FaultConfig:
         s(self, "in_training", _as_bool(self.in_training, "in_training"))
         s(self, "in_inference", _as_bool(self.in_inference, "in_inference"))
         s(self, "leaf_modules", _as_patterns(self.leaf_modules, "leaf_modules"))
+        s(self, "cache", _as_bool(self.cache, "cache"))
         if self.version != SCHEMA_VERSION:
             raise ConfigError(
                 f"this fxfault reads config schema version {SCHEMA_VERSION}, "

@@ -30,6 +30,7 @@ __all__ = [
     "FaultStats",
     "SiteCounters",
     "disabled",
+    "fault_list",
     "fault_sites",
     "resample",
     "reset_stats",
@@ -126,6 +127,20 @@ def resample(gm: nn.Module, seed: int | None = None) -> None:
     for s in fault_sites(gm):
         s._pass = 0
         s.clear_cache()
+
+
+def fault_list(gm: nn.Module, pass_index: int | None = None) -> list[tuple[str, int, int]]:
+    """The faults of a forward pass as ``(site, flat_index, bit)`` triples (bit 0 = LSB).
+
+    By default the faults of each site's *next* pass (for persistent maps: the current trial).
+    ``FaultConfig(faults=fxfault.fault_list(gm))`` replays them exactly.
+    """
+    out: list[tuple[str, int, int]] = []
+    for s in fault_sites(gm):
+        w_idx, masks, _ = s.fault_map(pass_index)
+        for w, m in zip(w_idx.tolist(), masks.tolist()):
+            out.extend((s.name, w, b) for b in range(s.bits) if (m >> b) & 1)
+    return out
 
 
 @dataclass

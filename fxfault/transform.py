@@ -131,6 +131,9 @@ class _Pass:
             for m, _, nodes in inserted:
                 if m.domain == "float":
                     _verify(gm, m, nodes)
+        # sites follow the model's mode (GraphModule itself copies root.training)
+        gm.training = model.training
+        getattr(gm, SITES_MODULE).train(model.training)
         remove_dead_nodes(gm.graph)
         annotate(gm.graph, gm)
         gm.graph.lint()
@@ -265,6 +268,7 @@ class _Pass:
             axis=m.axis,
             fixed_faults=fixed,
             count_member=cfg.count is not None,
+            cache=cfg.cache,
             nodes=node_names if m.domain == "float" else {"flip": node_names["flip"]},
         )
         gm.add_submodule(target, site)
@@ -284,9 +288,14 @@ class _Pass:
         with graph.inserting_before(q.next):
             scale, zp = m.build_grid(graph)
             dtype = codes_dtype(m.bits, m.signed)
-            codes = graph.call_function(ops.quantize, (q, scale, zp, m.qmin, m.qmax, dtype))
+            site_ref = graph.get_attr(target)
+            codes = graph.call_function(
+                ops.quantize,
+                (q, scale, zp, m.qmin, m.qmax, dtype),
+                {"source": m.source, "site": site_ref},
+            )
             flip = graph.call_module(target, (codes,))
-            deq = graph.call_function(ops.dequantize, (flip, scale, zp, q, codes))
+            deq = graph.call_function(ops.dequantize, (flip, scale, zp, q, codes), {"site": site_ref})
             st = graph.call_function(
                 ops.straight_through, (q, deq, site.gradient == "zero_faulted")
             )

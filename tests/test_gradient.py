@@ -83,3 +83,31 @@ def test_straight_through_output_carries_the_clean_weights_gradient():
     out.sum().backward()
     w = dict(gm.named_parameters())["conv2.weight"]
     assert w.grad is not None and w.grad.abs().sum() > 0
+
+
+def test_zero_faulted_zeroes_exactly_the_changed_positions():
+    model = lsq_small_cnn()
+    x = torch.rand(8, 1, 8, 8)
+    y = torch.arange(8) % 10
+    ste = fxfault.transform(model, FaultConfig(ber=0.05, mode="persistent", seed=1))
+    zero = fxfault.transform(model, FaultConfig(ber=0.05, mode="persistent", seed=1, gradient="zero_faulted"))
+    _, v = capture(ste, x, suffixes=("_dequantize", "quan_w_fn"))
+    # gradient w.r.t. the quantized weight of conv2, captured with a tensor hook on the ST output
+    grads = {}
+    for name, gm in (("ste", ste), ("zero", zero)):
+        out = {}
+
+        def keep(mod, args, output, out=out):
+            output.register_hook(lambda g: out.setdefault("g", g))
+
+        h = gm.conv2.quan_w_fn.register_forward_hook(keep)
+        F.cross_entropy(gm(x), y).backward()
+        h.remove()
+        grads[name] = out["g"]
+        for p in model.parameters():
+            p.grad = None
+    changed = v["conv2_weight_dequantize"] != v["conv2_quan_w_fn"]
+    assert changed.any()
+    assert torch.all(grads["zero"][changed] == 0)
+    assert torch.equal(grads["zero"][~changed], grads["ste"][~changed])
+    assert grads["ste"][changed].abs().sum() > 0

@@ -43,10 +43,11 @@ class FaultPlan:
 
         ``None`` is never returned; the tuple is also a cache key: equal keys mean equal faults.
         """
+        # a seed-list pass uses exactly the persistent map of its seed
         if self.mode == "persistent":
-            return ("persistent", self.seed, self.trial)
+            return ("map", self.seed, self.trial)
         if self.seed_list is not None:
-            return ("seed_list", self.seed_list[pass_index % len(self.seed_list)], self.trial)
+            return ("map", self.seed_list[pass_index % len(self.seed_list)], self.trial)
         return ("transient", self.seed, self.trial, pass_index)
 
     def cacheable(self) -> bool:

@@ -52,6 +52,7 @@ class SiteMatch:
     consumer: fx.Node | None = None
     axis: int | None = None
     quantizer: str | None = None  # qualified name of the quantizer module, if any
+    source: fx.Node | None = None  # the raw weight the quantizer reads (keys the eval cache)
     notes: dict[str, Any] = field(default_factory=dict)
 
     @property
