@@ -31,6 +31,7 @@ from .errors import (
     UnsupportedQuantizerError,
 )
 from .inspect import SiteInfo, sites
+from .quantizers import register_quantizer
 from .transform import transform
 
 __all__ = [
@@ -49,6 +50,7 @@ __all__ = [
     "disabled",
     "fault_list",
     "resample",
+    "register_quantizer",
     "reset_stats",
     "set_ber",
     "set_enabled",

@@ -38,6 +38,14 @@ def _is_op(node: Any, name: str) -> bool:
     return isinstance(node, fx.Node) and node.op == "call_function" and node.target is getattr(ops, name)
 
 
+def _is_module(root: nn.Module, target: str) -> bool:
+    try:
+        root.get_submodule(target)
+        return True
+    except AttributeError:
+        return False
+
+
 def find_chains(graph: fx.Graph, root: nn.Module) -> list[Chain]:
     """One :class:`Chain` per ``call_module`` of a site, in graph order."""
     out: list[Chain] = []
@@ -69,6 +77,7 @@ def find_chains(graph: fx.Graph, root: nn.Module) -> list[Chain]:
                 and isinstance(grid.args[0], fx.Node)
                 and grid.args[0].op == "get_attr"
                 and len(grid.args[0].users) == 1
+                and _is_module(root, str(grid.args[0].target))
             ):
                 chain.nodes["quantizer"] = grid.args[0]
         elif isinstance(src, fx.Node):

@@ -28,7 +28,15 @@ import torch
 
 from .faults.site import lookup_site
 
-__all__ = ["dequantize", "quantize", "straight_through", "values_at"]
+__all__ = [
+    "dequantize",
+    "fake_quantize",
+    "quantize",
+    "straight_through",
+    "symmetric_scale",
+    "token",
+    "values_at",
+]
 
 
 # --------------------------------------------------------------------------------------------
@@ -116,11 +124,13 @@ def _proxy_call(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any] | None = 
     return None
 
 
-def token(t: torch.Tensor | None) -> tuple[Any, ...] | None:
+def token(t: torch.Tensor | list[torch.Tensor] | tuple[torch.Tensor, ...] | None) -> tuple[Any, ...] | None:
     """What identifies a tensor's current contents without reading them: storage, view and
     version counter (bumped by every in-place write, including optimizer steps)."""
     if t is None:
         return None
+    if isinstance(t, (list, tuple)):
+        return tuple(token(x) for x in t)
     return (t.data_ptr(), t._version, t.storage_offset(), tuple(t.shape), tuple(t.stride()), t.dtype)
 
 
@@ -131,13 +141,14 @@ def quantize(
     qmin: int,
     qmax: int,
     dtype: torch.dtype,
-    source: torch.Tensor | None = None,
+    source: list[torch.Tensor] | None = None,
     site: Any = None,
 ) -> torch.Tensor:
     """Integer codes of the quantized float tensor ``x`` (see the module docstring).
 
-    ``source`` (the raw weight the quantizer read) and ``site`` (the site module) only serve the
-    eval-mode cache of persistent faults: when the site allows it and ``source``, ``scale`` and
+    ``source`` (the tensors the quantizer's output is a function of: the raw weight, and e.g.
+    BatchNorm statistics folded into it) and ``site`` (the site module) only serve the eval-mode
+    cache of persistent faults: when the site allows it and ``source``, ``scale`` and
     ``zero_point`` are unchanged since the last call, the previous codes are returned.
     """
     traced = _proxy_call(quantize, (x, scale, zero_point, qmin, qmax, dtype), {"source": source, "site": site})
@@ -199,6 +210,34 @@ def straight_through(clean: torch.Tensor, faulted: torch.Tensor, zero_faulted: b
     if not (torch.is_grad_enabled() and clean.requires_grad):
         return faulted
     return _StraightThrough.apply(clean, faulted, zero_faulted)
+
+
+# --------------------------------------------------------------------------------------------
+# fxfault's own weight quantizer (for plain float layers, FaultConfig(float_bits=...))
+# --------------------------------------------------------------------------------------------
+def symmetric_scale(weight: torch.Tensor, bits: int, axis: int = 0) -> torch.Tensor:
+    """Per-channel symmetric step sizes: ``max|w| / (2^(bits-1) - 1)`` over all dims but
+    ``axis``, shaped to broadcast over ``weight`` (a channel of zeros gets step 1)."""
+    traced = _proxy_call(symmetric_scale, (weight, bits, axis))
+    if traced is not None:
+        return traced
+    with torch.no_grad():
+        w = weight.detach()
+        dims = [d for d in range(w.dim()) if d != axis]
+        amax = w.abs().amax(dim=dims, keepdim=True) if dims else w.abs()
+        qmax = 2 ** (bits - 1) - 1
+        return torch.where(amax > 0, amax / qmax, torch.ones_like(amax))
+
+
+def fake_quantize(weight: torch.Tensor, scale: torch.Tensor, qmin: int, qmax: int) -> torch.Tensor:
+    """``clamp(round(w / scale), qmin, qmax) * scale`` with a straight-through gradient."""
+    traced = _proxy_call(fake_quantize, (weight, scale, qmin, qmax))
+    if traced is not None:
+        return traced
+    q = torch.clamp(torch.round(weight.detach() / scale), qmin, qmax) * scale
+    if not (torch.is_grad_enabled() and weight.requires_grad):
+        return q
+    return q + (weight - weight.detach())
 
 
 # --------------------------------------------------------------------------------------------

@@ -77,7 +77,9 @@ class FaultTracer(fx.Tracer):
         leaf_patterns: Sequence[str] = (),
         leaf_types: tuple[type, ...] = (),
     ) -> None:
-        super().__init__()
+        # shapes of parameters are static: `len(self.weight.shape)` works while tracing
+        super().__init__(param_shapes_constant=True)
+        self._buffer_names: dict[int, str] = {}
         self._leaf_ids = {id(m) for m in leaves}
         self._through_ids = {id(m) for m in through}
         self._leaf_patterns = tuple(leaf_patterns)
@@ -120,7 +122,22 @@ class FaultTracer(fx.Tracer):
             self._stack.pop()
 
 
+    def getattr(self, attr: str, attr_val: Any, parameter_proxy_cache: dict[str, Any]) -> Any:
+        # Buffers read by traced code (BatchNorm statistics folded into QAT weights) must stay
+        # live graph inputs, not values frozen at trace time. (torch.fx's own
+        # proxy_buffer_attributes cannot be combined with param_shapes_constant.)
+        if isinstance(attr_val, torch.Tensor) and not isinstance(attr_val, nn.Parameter):
+            name = self._buffer_names.get(id(attr_val))
+            if name is not None:
+                if name not in parameter_proxy_cache:
+                    parameter_proxy_cache[name] = self.create_proxy("get_attr", name, (), {})
+                return parameter_proxy_cache[name]
+            return attr_val
+        return super().getattr(attr, attr_val, parameter_proxy_cache)
+
     def trace(self, root: Any, concrete_args: Any = None) -> fx.Graph:  # type: ignore[override]
+        if isinstance(root, nn.Module):
+            self._buffer_names = {id(b): n for n, b in root.named_buffers(remove_duplicate=False)}
         graph = super().trace(root, concrete_args)
         if isinstance(root, nn.Module):
             # After torch.load the graph is re-traced from the generated code with this class;

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from fnmatch import fnmatchcase
 from typing import Any
@@ -23,12 +24,13 @@ from torch import fx, nn
 
 from . import ops
 from ._chain import SITES_MODULE, annotate
+from ._graphs import graph_of
 from .config import FaultConfig, check_patterns, load_config
 from .errors import ConfigError, NoSitesError, QuantizerMismatchError
 from .faults.plan import FaultPlan
 from .faults.site import BitFlip
 from .quantizers import MatchContext, SiteMatch, adapters, codes_dtype
-from .tracer import FaultTracer, remove_dead_nodes, shadow_copy, trace
+from .tracer import FaultTracer, remove_dead_nodes, shadow_copy
 
 __all__ = ["SITES_MODULE", "transform"]
 
@@ -98,16 +100,21 @@ class _Pass:
             check_patterns("act_bits", cfg.act_bits, candidates or names, kind="quantizable layer")
         for a in self.adapters:
             a.prepare(shadow, cfg)
+        through = [m for a in self.adapters for m in a.trace_through(shadow, cfg)]
         tracer = FaultTracer(
             leaves=[m for a in self.adapters for m in a.leaf_modules(shadow)],
-            through=[m for a in self.adapters for m in a.trace_through(shadow, cfg)],
+            through=through,
             leaf_patterns=cfg.leaf_modules,
             leaf_types=self.leaf_types,
         )
-        graph = trace(shadow, tracer)
+        graph = graph_of(shadow, tracer, {id(m) for m in through})
         remove_dead_nodes(graph)
         root = shadow_copy(model)
-        gm = fx.GraphModule(root, graph, class_name=type(model).__name__)
+        _carry_trace_constants(graph, shadow, root)
+        gm = fx.GraphModule(root, graph, class_name=_class_name(model))
+        for attr in ("_in_spec", "_out_spec"):  # pytree codegen of exported modules
+            if hasattr(model, attr):
+                setattr(gm, attr, getattr(model, attr))
         ctx = MatchContext(gm, gm.graph, cfg)
         matches = self._match(gm, ctx)
         matches = self._select(matches)
@@ -171,6 +178,7 @@ class _Pass:
                 f"fxfault looked for:\n  {looked}{hint}\nIf your quantizer is of another kind, "
                 "register it with fxfault.register_quantizer(...)."
             )
+        _warn_unrecognised(gm, {id(m.node) for m in matches} | {id(m.weight) for m in matches})
         seen: dict[str, int] = {}
         for m in matches:
             n = seen.get(m.layer, 0)
@@ -273,7 +281,15 @@ class _Pass:
         )
         gm.add_submodule(target, site)
         graph = gm.graph
+        if m.build_quantizer is not None:
+            if m.consumer is None or m.weight is None:
+                raise RuntimeError(f"adapter {m.adapter} builds a quantizer without weight/consumer")
+            with graph.inserting_before(m.consumer):
+                m.node = m.build_quantizer(graph)
+            m.consumer.replace_input_with(m.weight, m.node)
         q = m.node
+        if q is None:
+            raise RuntimeError(f"adapter {m.adapter} returned a site without a node")
         nodes: dict[str, fx.Node] = {}
         if m.domain == "int":
             if m.consumer is None:
@@ -292,7 +308,7 @@ class _Pass:
             codes = graph.call_function(
                 ops.quantize,
                 (q, scale, zp, m.qmin, m.qmax, dtype),
-                {"source": m.source, "site": site_ref},
+                {"source": _sources(gm, q), "site": site_ref},
             )
             flip = graph.call_module(target, (codes,))
             deq = graph.call_function(ops.dequantize, (flip, scale, zp, q, codes), {"site": site_ref})
@@ -309,8 +325,80 @@ class _Pass:
         return site, nodes
 
 
+def _warn_unrecognised(gm: fx.GraphModule, matched: set[int]) -> None:
+    """Warn about modules that look like weight quantizers but no adapter took."""
+    for node in gm.graph.nodes:
+        if node.op != "call_module" or id(node) in matched or not node.args:
+            continue
+        mod = gm.get_submodule(str(node.target))
+        cls = type(mod)
+        if cls.__module__.startswith(("torch.", "fxfault.")) or "quant" not in (
+            cls.__name__ + str(node.target)
+        ).lower():
+            continue
+        src = node.args[0]
+        if isinstance(src, fx.Node) and src.op == "get_attr":
+            value = gm
+            for part in str(src.target).split("."):
+                value = getattr(value, part)
+            if isinstance(value, nn.Parameter):
+                warnings.warn(
+                    f"{node.format_node()} looks like a weight quantizer ({cls.__qualname__} on "
+                    f"the parameter {src.target!r}) but no fxfault adapter recognised it, so it "
+                    "gets no fault site; register it with fxfault.register_quantizer(...)",
+                    stacklevel=4,
+                )
+
+
 def _site_name(m: SiteMatch) -> str:
     return str(m.notes.get("name", m.layer))
+
+
+def _carry_trace_constants(graph: fx.Graph, traced: nn.Module, root: nn.Module) -> None:
+    """Tracing stores tensor constants (``_tensor_constant0``) on the traced copy; give the
+    clean copy the ones the graph reads."""
+    for node in graph.nodes:
+        if node.op != "get_attr":
+            continue
+        path, _, field = str(node.target).rpartition(".")
+        try:
+            dst = root.get_submodule(path) if path else root
+            if hasattr(dst, field):
+                continue
+            src = traced.get_submodule(path) if path else traced
+            value = getattr(src, field)
+        except AttributeError:
+            continue
+        setattr(dst, field, value)
+
+
+def _class_name(model: nn.Module) -> str:
+    name = type(model).__name__
+    return "GraphModule" if "<" in name or not name.isidentifier() else name
+
+
+def _sources(gm: fx.GraphModule, q: fx.Node) -> list[fx.Node] | None:
+    """The tensors the quantizer's output is a pure function of (for the eval cache), or None
+    when it also depends on inputs or on a module call other than the quantizer itself."""
+    out: list[fx.Node] = []
+    seen: set[fx.Node] = set()
+    stack = [a for a in q.all_input_nodes] if q.op == "call_module" else [q]
+    while stack:
+        n = stack.pop()
+        if n in seen:
+            continue
+        seen.add(n)
+        if n.op == "get_attr":
+            obj: Any = gm
+            for part in str(n.target).split("."):
+                obj = getattr(obj, part)
+            if isinstance(obj, torch.Tensor):
+                out.append(n)
+        elif n.op in ("call_function", "call_method"):
+            stack.extend(n.all_input_nodes)
+        else:
+            return None
+    return out
 
 
 def _class_names(model: nn.Module) -> list[str]:
@@ -322,6 +410,8 @@ def _class_names(model: nn.Module) -> list[str]:
 # --------------------------------------------------------------------------------------------
 def _verify(gm: fx.GraphModule, m: SiteMatch, nodes: dict[str, fx.Node]) -> None:
     """Check on copies of the quantizer modules that the quantizer's output is on the grid."""
+    if m.node is None:
+        return
     want = [m.node, nodes["scale"]] + ([nodes["zero_point"]] if "zero_point" in nodes else [])
     values = _evaluate(gm, want)
     if values is None:

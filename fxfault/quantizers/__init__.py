@@ -7,19 +7,32 @@ cover LSQ-style layers; :func:`register_quantizer` adds more (see ``docs/quantiz
 from __future__ import annotations
 
 from .base import MatchContext, QuantizerAdapter, SiteMatch, codes_dtype
+from .brevitas import BrevitasAdapter
+from .custom import ModuleQuantizerAdapter, register_quantizer
+from .float import FloatAdapter
 from .lsq import LSQAdapter
+from .pt2e import PT2EAdapter
+from .torch_ao import TorchAOQATAdapter
 
 __all__ = [
     "MatchContext",
+    "ModuleQuantizerAdapter",
     "QuantizerAdapter",
     "SiteMatch",
     "adapters",
     "codes_dtype",
     "register_adapter",
+    "register_quantizer",
     "unregister_adapter",
 ]
 
-_ADAPTERS: list[QuantizerAdapter] = [LSQAdapter()]
+_ADAPTERS: list[QuantizerAdapter] = [
+    LSQAdapter(),
+    TorchAOQATAdapter(),
+    PT2EAdapter(),
+    BrevitasAdapter(),
+    FloatAdapter(),
+]
 
 
 def adapters() -> list[QuantizerAdapter]:

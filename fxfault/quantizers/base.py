@@ -38,11 +38,13 @@ class SiteMatch:
     ``domain="float"``: ``node`` outputs the quantized float weight; the pass inserts
     quantize -> flip -> dequantize -> straight-through after it. ``domain="int"``: ``node``
     outputs integer codes already (PT2E); the pass inserts flip between it and ``consumer``.
+    With ``build_quantizer`` (plain float layers) the pass first builds the quantizer node
+    between ``weight`` and ``consumer``.
     """
 
     adapter: str
     layer: str
-    node: fx.Node
+    node: fx.Node | None
     bits: int
     qmin: int
     qmax: int
@@ -52,7 +54,10 @@ class SiteMatch:
     consumer: fx.Node | None = None
     axis: int | None = None
     quantizer: str | None = None  # qualified name of the quantizer module, if any
-    source: fx.Node | None = None  # the raw weight the quantizer reads (keys the eval cache)
+    #: for layers without a quantizer (fxfault's own): builds the quantizer node in front of
+    #: ``consumer`` from ``weight``; ``node`` is ``None`` until then
+    build_quantizer: Callable[[fx.Graph], fx.Node] | None = None
+    weight: fx.Node | None = None
     notes: dict[str, Any] = field(default_factory=dict)
 
     @property

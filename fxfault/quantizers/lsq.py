@@ -220,7 +220,6 @@ class LSQAdapter(QuantizerAdapter):
             build_grid=build,
             axis=0 if probe.numel() > 1 else None,
             quantizer=target,
-            source=weight if isinstance(weight, fx.Node) else None,
         )
 
 
