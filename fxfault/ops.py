@@ -155,7 +155,8 @@ def quantize(
     if traced is not None:
         return traced
     if torch.compiler.is_compiling():
-        return torch.ops.fxfault.quantize(x, scale, zero_point, qmin, qmax, dtype)
+        # codes carry no gradient; detaching keeps AOTAutograd from asking for a formula
+        return torch.ops.fxfault.quantize(x.detach(), scale, zero_point, qmin, qmax, dtype)
     if site is not None and source is not None and site.cache_ok():
         key = (token(source), token(scale), token(zero_point), qmin, qmax, dtype, x.shape, x.device)
         memo = site._memo.get("quantize")
@@ -186,7 +187,8 @@ def dequantize(
     if traced is not None:
         return traced
     if torch.compiler.is_compiling():
-        return torch.ops.fxfault.dequantize(codes, scale, zero_point, reference, reference_codes)
+        # the faulted weight's gradient goes through straight_through, not through here
+        return torch.ops.fxfault.dequantize(codes, scale, zero_point, reference.detach(), reference_codes)
     if site is not None and codes is not reference_codes and site.cache_ok():
         key = (id(codes), codes._version, id(reference_codes), token(scale), token(zero_point))
         memo = site._memo.get("dequantize")

@@ -91,6 +91,7 @@ class _Pass:
     def run(self, model: nn.Module) -> fx.GraphModule:
         cfg = self.cfg
         shadow = shadow_copy(model)
+        self.model_modules = list(shadow.modules())
         names = [n for n, _ in shadow.named_modules()]
         check_patterns("leaf_modules", cfg.leaf_modules, names + _class_names(shadow), kind="module")
         candidates = sorted({n for a in self.adapters for n in a.candidate_layers(shadow, cfg)})
@@ -98,6 +99,8 @@ class _Pass:
             check_patterns("bits", cfg.bits, candidates or names, kind="quantizable layer")
         if isinstance(cfg.act_bits, Mapping):
             check_patterns("act_bits", cfg.act_bits, candidates or names, kind="quantizable layer")
+        if isinstance(cfg.float_bits, Mapping):
+            check_patterns("float_bits", cfg.float_bits, candidates or names, kind="quantizable layer")
         for a in self.adapters:
             a.prepare(shadow, cfg)
         through = [m for a in self.adapters for m in a.trace_through(shadow, cfg)]
@@ -158,6 +161,7 @@ class _Pass:
                 if m is not None:
                     matches.append(m)
                     break
+        _warn_unrecognised(gm, {id(m.node) for m in matches} | {id(m.weight) for m in matches})
         if not matches:
             looked = "\n  ".join(a.describe() for a in self.adapters)
             floats = [
@@ -167,8 +171,21 @@ class _Pass:
                 and isinstance(gm.get_submodule(str(n.target)), (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear))
             ]
             hint = ""
+            suspects = sorted(
+                {
+                    type(mod).__qualname__
+                    for mod in self.model_modules
+                    if "quant" in type(mod).__name__.lower()
+                    and not type(mod).__module__.startswith(("torch.", "fxfault."))
+                }
+            )
+            if suspects:
+                hint += (
+                    f"\nThese modules look like quantizers but no adapter recognised them: "
+                    f"{', '.join(suspects)}. Register yours with fxfault.register_quantizer(...)."
+                )
             if floats:
-                hint = (
+                hint += (
                     f"\nThe model has {len(floats)} plain float conv/linear layers; to study it "
                     "at a chosen width with fxfault's own weight quantizer, set "
                     "FaultConfig(float_bits=8)."
@@ -178,7 +195,6 @@ class _Pass:
                 f"fxfault looked for:\n  {looked}{hint}\nIf your quantizer is of another kind, "
                 "register it with fxfault.register_quantizer(...)."
             )
-        _warn_unrecognised(gm, {id(m.node) for m in matches} | {id(m.weight) for m in matches})
         seen: dict[str, int] = {}
         for m in matches:
             n = seen.get(m.layer, 0)
@@ -194,7 +210,7 @@ class _Pass:
         if cfg.include is not None:
             check_patterns("include", cfg.include, names, kind=kind)
         check_patterns("exclude", cfg.exclude, names, kind=kind)
-        for field_name in ("ber", "float_bits", "bit_rates", "fault", "encoding", "gradient"):
+        for field_name in ("ber", "bit_rates", "fault", "encoding", "gradient"):
             value = getattr(cfg, field_name)
             if isinstance(value, Mapping) and not (
                 field_name == "encoding" and all(isinstance(k, int) for k in value)
@@ -473,10 +489,17 @@ def _evaluate(gm: fx.GraphModule, want: list[fx.Node]) -> list[Any] | None:
             args = fx.node.map_arg(n.args, lambda a: env[a])
             kwargs = fx.node.map_arg(n.kwargs, lambda a: env[a])
             if n.op == "get_attr":
+                target = str(n.target)
+                # read through a module copy when one exists (the copy may have updated its
+                # own buffers while it ran, like a torch.ao observer does)
+                owner, _, field = target.rpartition(".")
+                if owner in copies:
+                    env[n] = getattr(copies[owner], field)
+                    continue
                 obj: Any = gm
-                for part in str(n.target).split("."):
+                for part in target.split("."):
                     obj = getattr(obj, part)
-                env[n] = module_copy(str(n.target)) if isinstance(obj, nn.Module) else obj
+                env[n] = module_copy(target) if isinstance(obj, nn.Module) else obj
             elif n.op == "call_module":
                 env[n] = module_copy(str(n.target))(*args, **kwargs)
             elif n.op == "call_function":
