@@ -63,9 +63,11 @@ def test_unregistered_quantizer_is_named_in_the_error():
 
 
 def test_unregistered_quantizer_kept_whole_warns():
-    with pytest.warns(UserWarning, match="looks like a weight quantizer.*register_quantizer"):
-        with pytest.raises(fxfault.NoSitesError):
-            fxfault.transform(Net(), leaf_modules=[PowerOfTwoQuant])
+    with (
+        pytest.warns(UserWarning, match="looks like a weight quantizer.*register_quantizer"),
+        pytest.raises(fxfault.NoSitesError),
+    ):
+        fxfault.transform(Net(), leaf_modules=[PowerOfTwoQuant])
 
 
 def test_registration_errors(registered):
