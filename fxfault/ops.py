@@ -157,6 +157,11 @@ def quantize(
     if torch.compiler.is_compiling():
         # codes carry no gradient; detaching keeps AOTAutograd from asking for a formula
         return torch.ops.fxfault.quantize(x.detach(), scale, zero_point, qmin, qmax, dtype)
+    keep = getattr(site, "_keep_clean", None)
+    if keep is not None:  # fxfault.training.clean_quantized_weights
+        if x.requires_grad:
+            x.retain_grad()
+        keep[site.name] = x
     if site is not None and source is not None and site.cache_ok():
         key = (token(source), token(scale), token(zero_point), qmin, qmax, dtype, x.shape, x.device)
         memo = site._memo.get("quantize")

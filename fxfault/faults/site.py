@@ -129,6 +129,9 @@ class BitFlip(nn.Module):
         # eval-mode cache of persistent faults, shared with fxfault.ops (quantize/dequantize)
         self.cache = cache
         self._memo: dict[str, Any] = {}
+        # fxfault.training: replay one pass (same_faults) / collect clean weights
+        self._hold: int | None = None
+        self._keep_clean: dict[str, torch.Tensor] | None = None
         self._register()
 
     # ------------------------------------------------------------------ identity
@@ -141,6 +144,8 @@ class BitFlip(nn.Module):
         self._cache = {}
         self._dev_cache = {}
         self._memo = {}
+        self._hold = None
+        self._keep_clean = None
         self._register()
 
     def __getstate__(self) -> dict[str, Any]:
@@ -148,6 +153,8 @@ class BitFlip(nn.Module):
         state["_cache"] = {}
         state["_dev_cache"] = {}
         state["_memo"] = {}
+        state["_hold"] = None
+        state["_keep_clean"] = None
         self.stats.settle()
         return state
 
@@ -314,6 +321,10 @@ class BitFlip(nn.Module):
         return _pairs_to_masks(torch.cat(ws), torch.cat(bs))
 
     # ------------------------------------------------------------------ injection (what)
+    def _advance(self) -> None:
+        if self._hold is None:
+            self._pass += 1
+
     def forward(self, codes: torch.Tensor) -> torch.Tensor:
         if torch.compiler.is_compiling():
             return torch.ops.fxfault.flip_bits(codes, self._handle)
@@ -330,11 +341,12 @@ class BitFlip(nn.Module):
                 "the model"
             )
         st = self.stats
+        t = self._pass if self._hold is None else self._hold
         memo = self._memo.get("flip") if self.cache_ok() else None
-        if memo is not None and memo[0] is codes and memo[1] == (codes._version, self.plan.draw_key(self._pass)):
+        if memo is not None and memo[0] is codes and memo[1] == (codes._version, self.plan.draw_key(t)):
             # persistent faults on unchanged codes: the same result as last pass
             _, _, out, events, n_weights, dev_counts = memo
-            self._pass += 1
+            self._advance()
             st.passes += 1
             st.events += events
             st.exposed_bits += self.numel * self.bits
@@ -344,9 +356,9 @@ class BitFlip(nn.Module):
             elif dev_counts is not None:
                 st._dev.append(dev_counts)
             return out  # type: ignore[no-any-return]
-        memo_key = (codes._version, self.plan.draw_key(self._pass))
-        key, w_idx, masks, events = self._map(self._pass)
-        self._pass += 1
+        memo_key = (codes._version, self.plan.draw_key(t))
+        key, w_idx, masks, events = self._map(t)
+        self._advance()
         st.passes += 1
         st.events += events
         st.exposed_bits += self.numel * self.bits
