@@ -30,7 +30,9 @@ from .errors import (
     TraceError,
     UnsupportedQuantizerError,
 )
-from .inspect import SiteInfo, sites
+from .export import GraphvizError, export, to_networkx
+from .graph_diff import GraphDiff, diff
+from .inspect import SiteInfo, Summary, SummaryRow, sites, summary
 from .quantizers import register_quantizer
 from .transform import transform
 
@@ -39,22 +41,30 @@ __all__ = [
     "FaultConfig",
     "FaultStats",
     "FxFaultError",
+    "GraphDiff",
+    "GraphvizError",
     "NoSitesError",
     "QuantizerMismatchError",
     "ResultsMismatchError",
     "SiteCounters",
     "SiteInfo",
+    "Summary",
+    "SummaryRow",
     "TraceError",
     "UnsupportedQuantizerError",
     "__version__",
+    "diff",
     "disabled",
+    "export",
     "fault_list",
-    "resample",
     "register_quantizer",
+    "resample",
     "reset_stats",
     "set_ber",
     "set_enabled",
     "sites",
     "stats",
+    "summary",
+    "to_networkx",
     "transform",
 ]

@@ -23,6 +23,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--quick", action="store_true", help="tiny settings (for smoke tests)")
     d.add_argument("--seed", type=int, default=0)
     d.set_defaults(func=_demo)
+    from . import inspect_cli
+
+    inspect_cli.add_parser(sub)
     return p
 
 

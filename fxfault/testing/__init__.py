@@ -1,5 +1,6 @@
 """Test helpers: the LSQ test double, small model builders (and graph assertions)."""
 
+from .assertions import assert_fault_chain, assert_sites
 from .lsq import LsqQuan, QuanConv2d, QuanLinear, lsq_thresholds
 from .models import (
     ResNetCIFAR,
@@ -18,6 +19,8 @@ __all__ = [
     "QuanLinear",
     "ResNetCIFAR",
     "SmallCNN",
+    "assert_fault_chain",
+    "assert_sites",
     "calibrate",
     "lsq_resnet18",
     "lsq_small_cnn",
