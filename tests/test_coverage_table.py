@@ -2,6 +2,7 @@
 
 import importlib.util
 import pathlib
+import sys
 
 import pytest
 
@@ -11,6 +12,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 def _load():
     spec = importlib.util.spec_from_file_location("coverage_table", ROOT / "docs" / "coverage_table.py")
     mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses need the module registered
     spec.loader.exec_module(mod)
     return mod
 
