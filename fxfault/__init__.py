@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from . import ops as ops
 from ._version import __version__
+from .campaign import BerSummary, SweepResult, TrialRecord, sweep
 from .config import FaultConfig
 from .control import (
     FaultStats,
@@ -37,6 +38,7 @@ from .quantizers import register_quantizer
 from .transform import transform
 
 __all__ = [
+    "BerSummary",
     "ConfigError",
     "FaultConfig",
     "FaultStats",
@@ -50,7 +52,9 @@ __all__ = [
     "SiteInfo",
     "Summary",
     "SummaryRow",
+    "SweepResult",
     "TraceError",
+    "TrialRecord",
     "UnsupportedQuantizerError",
     "__version__",
     "diff",
@@ -65,6 +69,7 @@ __all__ = [
     "sites",
     "stats",
     "summary",
+    "sweep",
     "to_networkx",
     "transform",
 ]

@@ -18,14 +18,18 @@ def _demo(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fxfault", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
-    d = sub.add_parser("demo", help="run the bundled demo (LSQ model, faults at several BERs)")
+    d = sub.add_parser(
+        "demo",
+        help="train a mixed-precision LSQ CNN on digits, sweep the BER, write table, plot, report",
+    )
     d.add_argument("--out", default="demo-out", help="folder for the demo's files")
     d.add_argument("--quick", action="store_true", help="tiny settings (for smoke tests)")
     d.add_argument("--seed", type=int, default=0)
     d.set_defaults(func=_demo)
-    from . import inspect_cli
+    from . import campaign_cli, inspect_cli
 
     inspect_cli.add_parser(sub)
+    campaign_cli.add_parser(sub)
     return p
 
 

@@ -27,10 +27,17 @@ def _demo_cnn() -> nn.Module:
     return lsq_small_cnn()
 
 
+def _digits_cnn() -> nn.Module:
+    from .testing.digits import trained_digits_cnn
+
+    return trained_digits_cnn()
+
+
 #: bundled model names and their builders
 BUNDLED_MODELS: dict[str, Callable[[], nn.Module]] = {
     "lsq-resnet18": _lsq_resnet18,
     "demo-cnn": _demo_cnn,
+    "digits-cnn": _digits_cnn,
 }
 
 

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -33,6 +34,7 @@ from .errors import ConfigError
 __all__ = [
     "BerSchedule",
     "clean_quantized_weights",
+    "recalibrate_batchnorm",
     "sam_step",
     "same_faults",
     "trades_loss",
@@ -214,3 +216,37 @@ def sam_step(
                 p.sub_(e)
     optimizer.step()
     return first.detach(), second.detach()
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(faulty: nn.Module, data: Iterable[Any], *, faults: bool = False) -> int:
+    """Re-estimate the BatchNorm running statistics over ``data`` (batches of ``(inputs, ...)``
+    or of inputs), with faults off unless ``faults=True``.
+
+    Fault-aware training updates the running statistics under faults; evaluated with few or no
+    faults, the model then normalises with the wrong statistics. Recomputing them clean (a
+    cumulative average over ``data``, in training mode, without gradients) recovers the clean
+    accuracy. The statistics live in the buffers shared with your model. Returns the number of
+    BatchNorm modules updated; modes and momenta are restored.
+    """
+    bns = [m for m in faulty.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not bns:
+        return 0
+    modes = {id(m): m.training for m in faulty.modules()}
+    momenta = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None
+    ctx = contextlib.nullcontext() if faults else disabled(faulty)
+    try:
+        faulty.train()
+        with ctx:
+            for batch in data:
+                x = batch[0] if isinstance(batch, (tuple, list)) else batch
+                faulty(x)
+    finally:
+        for m, mom in zip(bns, momenta):
+            m.momentum = mom
+        for mod in faulty.modules():
+            mod.training = modes[id(mod)]
+    return len(bns)

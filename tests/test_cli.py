@@ -11,4 +11,4 @@ def test_demo_quick_runs():
     )
     assert out.returncode == 0, out.stderr
     assert "bit for bit: True" in out.stdout
-    assert "layer1_0_conv1_weight_flip" in out.stdout
+    assert "Demo finished in" in out.stdout

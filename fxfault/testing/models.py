@@ -124,6 +124,32 @@ def quantize_lsq(
     float input), the last linear ``fixed_bits=last_bits``; the others get candidate widths
     ``bits_list`` and, when ``weight_bits``/``act_bits`` are given, ``bits=(w, a)``.
     """
+    with torch.random.fork_rng(devices=[]):
+        # building QuanConv2d/QuanLinear runs nn.Conv2d/nn.Linear.__init__, whose (discarded)
+        # default initialisation draws from the global RNG: leave that RNG as it was
+        return _quantize_lsq(
+            model,
+            bits_list=bits_list,
+            weight_bits=weight_bits,
+            act_bits=act_bits,
+            first_bits=first_bits,
+            last_bits=last_bits,
+            symmetric=symmetric,
+            per_channel=per_channel,
+        )
+
+
+def _quantize_lsq(
+    model: nn.Module,
+    *,
+    bits_list: Sequence[int],
+    weight_bits: int | None,
+    act_bits: int | None,
+    first_bits: tuple[int, int],
+    last_bits: tuple[int, int],
+    symmetric: bool,
+    per_channel: bool,
+) -> nn.Module:
     model = copy.deepcopy(model)
     targets = [(n, m) for n, m in model.named_modules() if type(m) in (nn.Conv2d, nn.Linear)]
     if not targets:
