@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
 from ..errors import ConfigError
@@ -141,17 +142,20 @@ class Encoding:
         dec[enc] = torch.arange(self.vmin, self.vmax + 1, dtype=torch.int64)
         self._enc_table, self._dec_table = enc, dec
 
-    def _table(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        t = self._tables.get(device)
+    def _table(self, v: Any) -> tuple[Any, Any]:
+        if self._enc_table is None or self._dec_table is None:
+            raise RuntimeError("this encoding has no code table")
+        if isinstance(v, np.ndarray):
+            return self._enc_table.numpy(), self._dec_table.numpy()
+        t = self._tables.get(v.device)
         if t is None:
-            assert self._enc_table is not None and self._dec_table is not None
-            t = (self._enc_table.to(device), self._dec_table.to(device))
-            self._tables[device] = t
+            t = (self._enc_table.to(v.device), self._dec_table.to(v.device))
+            self._tables[v.device] = t
         return t
 
     # ------------------------------------------------------------------ maps
-    def encode(self, v: torch.Tensor) -> torch.Tensor:
-        """Values (int64) -> words (int64 in ``[0, 2^k)``)."""
+    def encode(self, v: Any) -> Any:
+        """Values (int64 tensor or NumPy array) -> words (int64 in ``[0, 2^k)``)."""
         k = self.k
         name = self.name
         if name == "offset":
@@ -159,15 +163,16 @@ class Encoding:
         if name == "twos":
             return v & ((1 << k) - 1)
         if name == "sign_magnitude":
-            return torch.where(v < 0, (-v) | (1 << (k - 1)), v)
+            where = np.where if isinstance(v, np.ndarray) else torch.where
+            return where(v < 0, (-v) | (1 << (k - 1)), v)
         if name == "gray":
             b = v - self.vmin
             return b ^ (b >> 1)
-        enc, _ = self._table(v.device)
+        enc, _ = self._table(v)
         return enc[v - self.vmin]
 
-    def decode(self, w: torch.Tensor) -> torch.Tensor:
-        """Words (int64 in ``[0, 2^k)``) -> values (int64 in ``V_k``)."""
+    def decode(self, w: Any) -> Any:
+        """Words (int64 tensor or NumPy array in ``[0, 2^k)``) -> values (int64 in ``V_k``)."""
         k = self.k
         name = self.name
         if name == "offset":
@@ -175,10 +180,12 @@ class Encoding:
         if name == "twos":
             if not self.signed:
                 return w
-            return torch.where(w >= (1 << (k - 1)), w - (1 << k), w)
+            where = np.where if isinstance(w, np.ndarray) else torch.where
+            return where(w >= (1 << (k - 1)), w - (1 << k), w)
         if name == "sign_magnitude":
             mag = w & ((1 << (k - 1)) - 1)
-            return torch.where((w >> (k - 1)) & 1 == 1, -mag, mag)
+            where = np.where if isinstance(w, np.ndarray) else torch.where
+            return where((w >> (k - 1)) & 1 == 1, -mag, mag)
         if name == "gray":
             b = w
             shift = 1
@@ -186,7 +193,7 @@ class Encoding:
                 b = b ^ (b >> shift)
                 shift <<= 1
             return b + self.vmin
-        _, dec = self._table(w.device)
+        _, dec = self._table(w)
         return dec[w]
 
     def __getstate__(self) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import math
 
+import numpy as np
 import torch
 
 __all__ = ["bernoulli_positions", "derive_seed", "distinct_uniform", "generator"]
@@ -46,24 +47,24 @@ def bernoulli_positions(n: int, p: float, gen: torch.Generator) -> torch.Tensor:
     if p >= 1.0:
         return torch.arange(n, dtype=torch.int64)
     log_q = math.log1p(-p)
-    chunks: list[torch.Tensor] = []
+    chunks: list[np.ndarray] = []
     start = 0
     while start < n:
         mu = (n - start) * p
-        m = int(mu + 6.0 * math.sqrt(mu) + 16.0)
-        m = min(m, n - start)
-        u = torch.rand(m, dtype=torch.float64, generator=gen)
-        gaps = torch.floor(torch.log1p(-u) / log_q).clamp_(max=float(n)).to(torch.int64)
-        pos = torch.cumsum(gaps + 1, 0) + (start - 1)
-        if int(pos[-1]) < n:
+        m = min(int(mu + 6.0 * math.sqrt(mu) + 16.0), n - start)
+        # the uniforms come from the site's torch.Generator; the arithmetic runs in NumPy,
+        # which is much cheaper than torch for the small arrays of low error rates
+        u = torch.rand(m, dtype=torch.float64, generator=gen).numpy()
+        gaps = np.floor(np.log1p(-u) / log_q)
+        np.minimum(gaps, float(n), out=gaps)
+        pos = np.cumsum(gaps.astype(np.int64) + 1) + (start - 1)
+        if pos[-1] < n:
             chunks.append(pos)
             start = int(pos[-1]) + 1
             continue
         chunks.append(pos[pos < n])
         break
-    if len(chunks) == 1:
-        return chunks[0]
-    return torch.cat(chunks)
+    return torch.from_numpy(chunks[0] if len(chunks) == 1 else np.concatenate(chunks))
 
 
 def distinct_uniform(total: int, m: int, gen: torch.Generator) -> torch.Tensor:

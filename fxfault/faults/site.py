@@ -17,6 +17,7 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -24,7 +25,7 @@ from ..errors import ConfigError
 from .encoding import Encoding, make_encoding
 from .plan import FaultPlan
 from .rates import is_absolute, plane_rates
-from .sampling import bernoulli_positions, derive_seed, generator
+from .sampling import bernoulli_positions, derive_seed
 
 __all__ = ["BitFlip", "SiteStats", "lookup_site"]
 
@@ -129,6 +130,7 @@ class BitFlip(nn.Module):
         # eval-mode cache of persistent faults, shared with fxfault.ops (quantize/dequantize)
         self.cache = cache
         self._memo: dict[str, Any] = {}
+        self._generation = 0
         # fxfault.training: replay one pass (same_faults) / collect clean weights
         self._hold: int | None = None
         self._keep_clean: dict[str, torch.Tensor] | None = None
@@ -153,6 +155,7 @@ class BitFlip(nn.Module):
         state["_cache"] = {}
         state["_dev_cache"] = {}
         state["_memo"] = {}
+        state.pop("_gen", None)
         state["_hold"] = None
         state["_keep_clean"] = None
         self.stats.settle()
@@ -205,15 +208,22 @@ class BitFlip(nn.Module):
         self._dev_cache.clear()
         self._memo.clear()
 
-    def cache_ok(self) -> bool:
-        """Whether results may be reused across forward passes: eval mode, a fault map that
-        stays the same (persistent mode, a fault list), and the cache switched on."""
-        return (
-            self.cache
-            and not self.training
-            and (self.fixed_faults is not None or self.plan.mode == "persistent")
-            and not torch.compiler.is_compiling()
-        )
+    def fast_ok(self, codes: torch.Tensor | None = None) -> bool:
+        """Whether this pass may use the site's buffers (eval mode, cache on, no autograd), and,
+        given ``codes``, whether they are the clean codes memoised by ``quantize``."""
+        if not (self.cache and not self.training and not torch.is_grad_enabled()):
+            return False
+        if torch.compiler.is_compiling():
+            return False
+        if codes is None:
+            return True
+        memo = self._memo.get("quantize")
+        return memo is not None and memo[1] is codes
+
+    def codes_cache_ok(self) -> bool:
+        """Whether clean codes may be reused across passes (eval mode, cache on): they depend
+        on the weight and the grid only, whatever the fault mode."""
+        return self.cache and not self.training and not torch.compiler.is_compiling()
 
     def train(self, mode: bool = True) -> BitFlip:
         self._memo.clear()
@@ -299,26 +309,36 @@ class BitFlip(nn.Module):
             pos = self.plan.count_positions(self.name, key)
             p = torch.tensor(planes, dtype=torch.int64)
             return _pairs_to_masks(pos // len(planes), p[pos % len(planes)])
-        gen = generator(derive_seed(*key, self.name))
+        gen = self._generator()
+        gen.manual_seed(derive_seed(*key, self.name))
         groups: dict[float, list[int]] = {}
         for plane, r in enumerate(self._rates):
             if r > 0:
                 groups.setdefault(r, []).append(plane)
-        ws: list[torch.Tensor] = []
-        bs: list[torch.Tensor] = []
+        ws: list[np.ndarray] = []
+        bs: list[np.ndarray] = []
         for r in sorted(groups):
             planes = groups[r]
-            pos = bernoulli_positions(self.numel * len(planes), r, gen)
-            ws.append(pos // len(planes))
+            hits = bernoulli_positions(self.numel * len(planes), r, gen).numpy()
             if len(planes) == 1:
-                bs.append(torch.full_like(pos, planes[0]))
+                ws.append(hits)
+                bs.append(np.full(hits.shape, planes[0], dtype=np.int64))
             else:
-                bs.append(torch.tensor(planes, dtype=torch.int64)[pos % len(planes)])
+                weight_idx, plane_idx = np.divmod(hits, len(planes))
+                ws.append(weight_idx)
+                bs.append(np.asarray(planes, dtype=np.int64)[plane_idx])
         if not ws:
             return _pairs_to_masks(torch.empty(0, dtype=torch.int64), torch.empty(0, dtype=torch.int64))
         if len(ws) == 1:
-            return _pairs_to_masks(ws[0], bs[0], sorted_=True)
-        return _pairs_to_masks(torch.cat(ws), torch.cat(bs))
+            return _pairs_to_masks(torch.from_numpy(ws[0]), torch.from_numpy(bs[0]), sorted_=True)
+        return _pairs_to_masks(torch.from_numpy(np.concatenate(ws)), torch.from_numpy(np.concatenate(bs)))
+
+    def _generator(self) -> torch.Generator:
+        gen = self.__dict__.get("_gen")
+        if gen is None:
+            gen = torch.Generator(device="cpu")
+            self.__dict__["_gen"] = gen
+        return gen
 
     # ------------------------------------------------------------------ injection (what)
     def _advance(self) -> None:
@@ -331,7 +351,14 @@ class BitFlip(nn.Module):
         return self.inject(codes)
 
     def inject(self, codes: torch.Tensor) -> torch.Tensor:
-        """Apply this pass's faults to ``codes``; returns ``codes`` itself when inactive."""
+        """Apply this pass's faults to ``codes``; returns ``codes`` itself when inactive.
+
+        In eval mode without autograd, with the eval cache on and the clean codes unchanged
+        since the last pass (the same memoised tensor), the faulted codes live in a buffer of
+        the site: last pass's faults are undone and this pass's applied, in time proportional
+        to the number of faults. The returned tensor is then that buffer, rewritten by the
+        next pass.
+        """
         if not self.is_active():
             return codes
         if tuple(codes.shape) != self.shape:
@@ -340,32 +367,81 @@ class BitFlip(nn.Module):
                 f"codes of shape {tuple(codes.shape)}; re-run fxfault.transform after changing "
                 "the model"
             )
-        st = self.stats
         t = self._pass if self._hold is None else self._hold
-        memo = self._memo.get("flip") if self.cache_ok() else None
-        if memo is not None and memo[0] is codes and memo[1] == (codes._version, self.plan.draw_key(t)):
-            # persistent faults on unchanged codes: the same result as last pass
-            _, _, out, events, n_weights, dev_counts = memo
+        buf = self._memo.get("flip") if self.fast_ok(codes) else None
+        if buf is not None and buf["codes"] is not codes:
+            buf = None
+        map_key = ("fixed",) if self.fixed_faults is not None else self.plan.draw_key(t)
+        if buf is not None and buf["key"] == map_key and buf["version"] == codes._version:
+            # the same faults on the same clean codes: the buffer already holds the result
             self._advance()
-            st.passes += 1
-            st.events += events
-            st.exposed_bits += self.numel * self.bits
-            if self.fault == "flip":
-                st.changed_bits += events
-                st.changed_weights += n_weights
-            elif dev_counts is not None:
-                st._dev.append(dev_counts)
-            return out  # type: ignore[no-any-return]
-        memo_key = (codes._version, self.plan.draw_key(t))
+            self._count(*buf["counts"])
+            return buf["out"]  # type: ignore[no-any-return]
         key, w_idx, masks, events = self._map(t)
         self._advance()
-        st.passes += 1
-        st.events += events
-        st.exposed_bits += self.numel * self.bits
         if w_idx.numel() == 0:
-            if self.cache_ok():
-                self._memo["flip"] = (codes, memo_key, codes, 0, 0, None)
+            self._count(0, 0, None)
             return codes
+        dev = codes.device
+        if dev.type == "cpu":
+            out, changed, dev_counts = self._apply_numpy(codes, buf, w_idx, masks)
+        else:
+            out, changed, dev_counts = self._apply_torch(codes, buf, key, w_idx, masks)
+        counts = (events, int(w_idx.numel()), dev_counts)
+        self._count(*counts)
+        # Tell dequantize (in eager mode) which positions changed value, so that it can patch
+        # the clean weight there instead of comparing every code; ``generation`` tells it
+        # whether these are the faults it already applied.
+        self._generation += 1
+        out._fxfault_patch = (codes, changed, self._generation)  # type: ignore[attr-defined]
+        if self.fast_ok(codes):
+            self._memo["flip"] = {
+                "codes": codes, "version": codes._version, "key": map_key, "out": out,
+                "idx": w_idx, "counts": counts,
+            }
+        return out
+
+    def _new_words(self, words: Any, m: Any) -> Any:
+        if self.fault == "flip":
+            return words ^ m
+        if self.fault == "stuck_at_0":
+            return words & ~m
+        return words | m
+
+    def _apply_numpy(
+        self, codes: torch.Tensor, buf: dict[str, Any] | None, w_idx: torch.Tensor, masks: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """CPU: the per-fault arithmetic in NumPy on views of the tensors (cheap for few faults)."""
+        cn = codes.detach().reshape(-1).numpy()
+        if buf is not None:
+            out = buf["out"]
+            prev = buf["idx"].numpy()
+            out.view(-1).numpy()[prev] = cn[prev]  # undo last pass's faults
+        else:
+            out = codes.clone(memory_format=torch.contiguous_format)
+        on = out.view(-1).numpy()
+        idx = w_idx.numpy()
+        old = cn[idx].astype(np.int64)
+        words = self.encoding.encode(old)
+        new_words = self._new_words(words, masks.numpy())
+        new = self.encoding.decode(new_words)
+        on[idx] = new
+        dev_counts = None
+        if self.fault != "flip":
+            diff = words ^ new_words
+            nbits = sum(int(((diff >> b) & 1).sum()) for b in range(self.bits))
+            dev_counts = torch.tensor([nbits, int((diff != 0).sum())])
+        return out, torch.from_numpy(idx[new != old]), dev_counts
+
+    def _apply_torch(
+        self,
+        codes: torch.Tensor,
+        buf: dict[str, Any] | None,
+        key: Any,
+        w_idx: torch.Tensor,
+        masks: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Accelerators: the same arithmetic as torch ops on the device."""
         dev = codes.device
         cached = self._dev_cache.get((key, dev)) if key is not None else None
         if cached is None:
@@ -373,58 +449,67 @@ class BitFlip(nn.Module):
             if key is not None:
                 self._dev_cache[(key, dev)] = cached
         idx, m = cached
-        out = codes.clone(memory_format=torch.contiguous_format)
-        flat = out.view(-1)
-        old = flat[idx].to(torch.int64)
-        enc = self.encoding
-        words = enc.encode(old)
-        if self.fault == "flip":
-            new_words = words ^ m
-        elif self.fault == "stuck_at_0":
-            new_words = words & ~m
+        flat_codes = codes.reshape(-1)
+        if buf is not None:
+            out = buf["out"]
+            prev = buf["idx"].to(dev, non_blocking=True)
+            out.view(-1)[prev] = flat_codes[prev]  # undo last pass's faults
         else:
-            new_words = words | m
-        new = enc.decode(new_words)
-        flat[idx] = new.to(out.dtype)
+            out = codes.clone(memory_format=torch.contiguous_format)
+        old = flat_codes[idx].to(torch.int64)
+        words = self.encoding.encode(old)
+        new_words = self._new_words(words, m)
+        new = self.encoding.decode(new_words)
+        out.view(-1)[idx] = new.to(out.dtype)
         dev_counts = None
-        if self.fault == "flip":
-            st.changed_bits += events
-            st.changed_weights += int(w_idx.numel())
-        else:
+        if self.fault != "flip":
             diff = words ^ new_words
             nbits = torch.zeros((), dtype=torch.int64, device=dev)
             for b in range(self.bits):
                 nbits = nbits + ((diff >> b) & 1).sum()
             dev_counts = torch.stack([nbits, (diff != 0).sum()])
+        return out, idx[new != old], dev_counts
+
+    def _count(self, events: int, weights: int, dev_counts: torch.Tensor | None) -> None:
+        st = self.stats
+        st.passes += 1
+        st.events += events
+        st.exposed_bits += self.numel * self.bits
+        if self.fault == "flip":
+            st.changed_bits += events
+            st.changed_weights += weights
+        elif dev_counts is not None:
             st._dev.append(dev_counts)
             if len(st._dev) > 256:
                 st.settle()
-        # Tell dequantize (in eager mode) which positions changed value, so that it can patch
-        # the clean weight there instead of comparing every code.
-        out._fxfault_patch = (codes, idx[new != old])  # type: ignore[attr-defined]
-        if self.cache_ok():
-            self._memo["flip"] = (codes, memo_key, out, events, int(w_idx.numel()), dev_counts)
-        return out
 
 
 def _pairs_to_masks(
     w: torch.Tensor, b: torch.Tensor, *, sorted_: bool = False, dedupe: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Group ``(weight, bit)`` pairs by weight: ``(unique weights, OR of 1 << bit, #pairs)``."""
-    if dedupe and w.numel():
-        pair = torch.unique(w * 64 + b)
-        w, b = pair // 64, pair % 64
+    wn = w.numpy()
+    bn = b.numpy()
+    if dedupe and wn.size:
+        pair = np.unique(wn * 64 + bn)
+        wn, bn = pair // 64, pair % 64
         sorted_ = True
-    events = int(w.numel())
+    events = int(wn.size)
     if events == 0:
-        return w, torch.empty(0, dtype=torch.int64), 0
-    bitval = torch.ones_like(b) << b
+        return torch.empty(0, dtype=torch.int64), torch.empty(0, dtype=torch.int64), 0
+    bitval = np.left_shift(np.int64(1), bn.astype(np.int64))
     if sorted_:
-        uniq, counts = torch.unique_consecutive(w, return_counts=True)
-        if uniq.numel() == w.numel():
-            return uniq, bitval, events
-        inverse = torch.repeat_interleave(torch.arange(uniq.numel()), counts)
+        starts = np.flatnonzero(np.concatenate(([True], wn[1:] != wn[:-1])))
+        if starts.size == wn.size:
+            return torch.from_numpy(np.ascontiguousarray(wn, dtype=np.int64)), torch.from_numpy(bitval), events
+        uniq = wn[starts]
+        masks = np.add.reduceat(bitval, starts)
     else:
-        uniq, inverse = torch.unique(w, return_inverse=True)
-    masks = torch.zeros(uniq.numel(), dtype=torch.int64).scatter_add_(0, inverse, bitval)
-    return uniq, masks, events
+        uniq, inverse = np.unique(wn, return_inverse=True)
+        masks = np.zeros(uniq.size, dtype=np.int64)
+        np.add.at(masks, inverse, bitval)
+    return (
+        torch.from_numpy(np.ascontiguousarray(uniq, dtype=np.int64)),
+        torch.from_numpy(np.ascontiguousarray(masks, dtype=np.int64)),
+        events,
+    )
