@@ -437,21 +437,34 @@ def _verify(gm: fx.GraphModule, m: SiteMatch, nodes: dict[str, fx.Node]) -> None
     if not isinstance(wq, torch.Tensor) or not isinstance(scale, torch.Tensor):
         return
     name = _site_name(m)
-    wq64 = wq.detach().to(torch.float64)
     s64 = scale.detach().to(torch.float64)
-    if not torch.isfinite(wq64).all():
-        raise QuantizerMismatchError(f"site {name!r}: the quantized weight holds NaN or Inf")
     if (s64 <= 0).any() or not torch.isfinite(s64).all():
         raise QuantizerMismatchError(
             f"site {name!r}: the scale read by the {m.adapter} adapter is not a positive "
             f"finite number (min {s64.min().item():.3g})"
         )
-    ratio = wq64 / s64
-    codes = torch.round(ratio)
-    off = (ratio - codes).abs().max().item()
+    # in float64, a slab of output channels at a time (bounded temporary memory)
+    w = wq.detach()
+    shape = tuple(w.shape)
+    sb = torch.broadcast_to(s64, shape) if s64.dim() else s64
+    zb = None
     if zp is not None:
-        codes = codes + zp.detach().to(torch.float64)
-    lo, hi = codes.min().item(), codes.max().item()
+        z64 = zp.detach().to(torch.float64)
+        zb = torch.broadcast_to(z64, shape) if z64.dim() else z64
+    per = max(1, (1 << 20) // max(1, w[0].numel() if w.dim() else 1))
+    off, lo, hi = 0.0, float("inf"), float("-inf")
+    rows = shape[0] if w.dim() else 1
+    for r0 in range(0, rows, per):
+        sl = slice(r0, r0 + per)
+        part = w[sl].to(torch.float64) if w.dim() else w.to(torch.float64)
+        if not torch.isfinite(part).all():
+            raise QuantizerMismatchError(f"site {name!r}: the quantized weight holds NaN or Inf")
+        ratio = part / (sb[sl] if sb.dim() else sb)
+        codes = torch.round(ratio)
+        off = max(off, (ratio - codes).abs().max().item())
+        if zb is not None:
+            codes = codes + (zb[sl] if zb.dim() else zb)
+        lo, hi = min(lo, codes.min().item()), max(hi, codes.max().item())
     if off > 1e-3 or lo < m.qmin or hi > m.qmax:
         raise QuantizerMismatchError(
             f"site {name!r}: the output of the {m.adapter} weight quantizer is not on the grid "

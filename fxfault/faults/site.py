@@ -209,9 +209,16 @@ class BitFlip(nn.Module):
         self._memo.clear()
 
     def fast_ok(self, codes: torch.Tensor | None = None) -> bool:
-        """Whether this pass may use the site's buffers (eval mode, cache on, no autograd), and,
-        given ``codes``, whether they are the clean codes memoised by ``quantize``."""
+        """Whether this pass may use the site's buffers, and, given ``codes``, whether they are
+        the clean codes memoised by ``quantize``.
+
+        Buffers serve fault maps that repeat (persistent mode, seed lists, fault lists), in
+        eval mode without autograd, with the cache on. Transient faults change every pass, so
+        they use fresh tensors: buffers would not save the copy and would keep memory held.
+        """
         if not (self.cache and not self.training and not torch.is_grad_enabled()):
+            return False
+        if self.fixed_faults is None and not self.plan.cacheable():
             return False
         if torch.compiler.is_compiling():
             return False
@@ -353,11 +360,11 @@ class BitFlip(nn.Module):
     def inject(self, codes: torch.Tensor) -> torch.Tensor:
         """Apply this pass's faults to ``codes``; returns ``codes`` itself when inactive.
 
-        In eval mode without autograd, with the eval cache on and the clean codes unchanged
-        since the last pass (the same memoised tensor), the faulted codes live in a buffer of
-        the site: last pass's faults are undone and this pass's applied, in time proportional
-        to the number of faults. The returned tensor is then that buffer, rewritten by the
-        next pass.
+        For repeating fault maps in eval mode without autograd (see :meth:`fast_ok`), with the
+        clean codes unchanged since the last pass (the same memoised tensor), the faulted codes
+        live in a buffer of the site: the same faults cost nothing, a new map undoes the last
+        one and applies its own, in time proportional to the number of faults. The returned
+        tensor is then that buffer, rewritten by later passes.
         """
         if not self.is_active():
             return codes
