@@ -149,7 +149,7 @@ def float_reference(model: nn.Module, layers: set[str]) -> nn.Module:
                 w = m.weight
                 amax = w.abs().reshape(w.shape[0], -1).amax(1).reshape(-1, *[1] * (w.dim() - 1))
                 s = torch.where(amax > 0, amax / 127, torch.ones_like(amax))
-                w.copy_(torch.clamp(torch.round(w / s), -127, 127) * s)
+                w.copy_(torch.clamp(torch.round(w * (1 / s)), -127, 127) * s)
     return ref
 
 

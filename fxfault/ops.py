@@ -22,6 +22,7 @@ node through Dynamo, AOTAutograd and Inductor.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import numpy as np
@@ -270,9 +271,53 @@ def dequantize(
     if torch.compiler.is_compiling():
         # the faulted weight's gradient goes through straight_through, not through here
         return torch.ops.fxfault.dequantize(codes, scale, zero_point, reference.detach(), reference_codes)
-    if site is not None and codes is not reference_codes and site.fast_ok():
-        return _dequantize_fast(site, codes, scale, zero_point, reference, reference_codes)
+    if site is not None and codes is not reference_codes and site.codes_cache_ok():
+        # Nothing but the calling graph's local variable and this call holds the clean weight:
+        # it is a fresh output of the quantizer that no one else reads, and the faulted values
+        # can be written into it directly: no copy, and the layer then reads weights that are
+        # still in cache. (Checked conservatively: any other holder, view or shared storage,
+        # and autograd, all send the call to the copying paths.)
+        if sys.getrefcount(reference) <= _FREE_REFS and _private(reference):
+            return _patch_in_place(codes, scale, zero_point, reference, reference_codes)
+        if site.fast_ok():
+            return _dequantize_fast(site, codes, scale, zero_point, reference, reference_codes)
     return _dequantize_impl(codes, scale, zero_point, reference, reference_codes)
+
+
+#: references to the clean weight when only the generated code's local variable, this call's
+#: parameter and ``sys.getrefcount``'s own argument hold it
+_FREE_REFS = 3
+
+
+def _private(t: torch.Tensor) -> bool:
+    """No view, no autograd, no other tensor on the same storage."""
+    if torch.is_grad_enabled() or t.requires_grad or t._base is not None or not t.is_contiguous():
+        return False
+    if isinstance(t, torch.nn.Parameter) or type(t) is not torch.Tensor:
+        return False
+    # the Python storage object made here holds one reference, the tensor the other
+    return int(torch._C._storage_Use_Count(t.untyped_storage()._cdata)) == 2
+
+
+def _patch_in_place(
+    codes: torch.Tensor,
+    scale: torch.Tensor,
+    zero_point: torch.Tensor | None,
+    reference: torch.Tensor,
+    reference_codes: torch.Tensor,
+) -> torch.Tensor:
+    changed = _changed_positions(codes, reference_codes)
+    with torch.no_grad():
+        if reference.device.type == "cpu":
+            _patch_numpy(reference, None, changed, codes, scale, zero_point, reference)
+        elif changed.numel():
+            shape = reference.shape
+            vals = codes.reshape(-1)[changed].to(torch.float64)
+            if zero_point is not None:
+                vals = vals - values_at(zero_point, shape, changed).to(torch.float64)
+            s = values_at(scale, shape, changed)
+            reference.view(-1)[changed] = (vals.to(s.dtype) * s).to(reference.dtype)
+    return reference
 
 
 def straight_through(clean: torch.Tensor, faulted: torch.Tensor, zero_faulted: bool = False) -> torch.Tensor:
@@ -293,28 +338,29 @@ def straight_through(clean: torch.Tensor, faulted: torch.Tensor, zero_faulted: b
 # fxfault's own weight quantizer (for plain float layers, FaultConfig(float_bits=...))
 # --------------------------------------------------------------------------------------------
 def symmetric_scale(weight: torch.Tensor, bits: int, axis: int = 0) -> torch.Tensor:
-    """Per-channel symmetric step sizes: ``max|w| / (2^(bits-1) - 1)`` over all dims but
-    ``axis``, shaped to broadcast over ``weight`` (a channel of zeros gets step 1)."""
+    """Per-channel symmetric step sizes along ``axis``: ``max|w| / (2^(bits-1) - 1)`` (a 1-D
+    tensor; a channel of zeros gets step 1)."""
     traced = _proxy_call(symmetric_scale, (weight, bits, axis))
     if traced is not None:
         return traced
     with torch.no_grad():
-        w = weight.detach()
-        dims = [d for d in range(w.dim()) if d != axis]
-        amax = w.abs().amax(dim=dims, keepdim=True) if dims else w.abs()
+        w = weight.detach().movedim(axis, 0).reshape(weight.shape[axis], -1)
+        lo, hi = torch.aminmax(w, dim=1)
+        amax = torch.maximum(-lo, hi).to(torch.float32)
         qmax = 2 ** (bits - 1) - 1
         return torch.where(amax > 0, amax / qmax, torch.ones_like(amax))
 
 
-def fake_quantize(weight: torch.Tensor, scale: torch.Tensor, qmin: int, qmax: int) -> torch.Tensor:
-    """``clamp(round(w / scale), qmin, qmax) * scale`` with a straight-through gradient."""
-    traced = _proxy_call(fake_quantize, (weight, scale, qmin, qmax))
+def fake_quantize(
+    weight: torch.Tensor, scale: torch.Tensor, qmin: int, qmax: int, axis: int = 0
+) -> torch.Tensor:
+    """``clamp(round(w / scale), qmin, qmax) * scale`` per channel along ``axis`` (one fused
+    kernel, ``torch.fake_quantize_per_channel_affine``), with a straight-through gradient."""
+    traced = _proxy_call(fake_quantize, (weight, scale, qmin, qmax, axis))
     if traced is not None:
         return traced
-    q = torch.clamp(torch.round(weight.detach() / scale), qmin, qmax) * scale
-    if not (torch.is_grad_enabled() and weight.requires_grad):
-        return q
-    return q + (weight - weight.detach())
+    zero = torch.zeros(scale.shape, dtype=torch.int32, device=scale.device)
+    return torch.fake_quantize_per_channel_affine(weight, scale, zero, axis, qmin, qmax)
 
 
 # --------------------------------------------------------------------------------------------

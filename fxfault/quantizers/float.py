@@ -3,7 +3,8 @@
 With ``float_bits`` set, the tracer opens ``nn.Conv1d/2d/3d`` and ``nn.Linear`` so that their
 weights appear in the graph, and every conv/linear whose weight is a parameter read directly
 (no quantizer of its own) gets fxfault's quantizer in front of the chain: per-channel symmetric
-(``step = max|w_c| / (2^(k-1) - 1)``, codes in ``[-(2^(k-1)-1), 2^(k-1)-1]``) with a
+(``step = max|w_c| / (2^(k-1) - 1)``, codes ``round(w * (1 / step))`` in
+``[-(2^(k-1)-1), 2^(k-1)-1]``, as torch.ao's fused fake-quantize computes them) with a
 straight-through gradient. The width comes from the ``bits`` globs (``bits={"layer1.*": 4}``)
 and otherwise from ``float_bits`` (itself per layer).
 """
@@ -89,13 +90,15 @@ class FloatAdapter(QuantizerAdapter):
             raise ConfigError(f"layer {layer!r}: fxfault's symmetric quantizer needs at least 2 bits")
         holder: dict[str, fx.Node] = {}
 
+        layout = (-1,) + (1,) * (w.dim() - 1)
+
         def build_quantizer(graph: fx.Graph) -> fx.Node:
             s = graph.call_function(ops.symmetric_scale, (weight, bits, 0))
             holder["scale"] = s
-            return graph.call_function(ops.fake_quantize, (weight, s, qmin, qmax))
+            return graph.call_function(ops.fake_quantize, (weight, s, qmin, qmax, 0))
 
         def build_grid(graph: fx.Graph) -> tuple[fx.Node, fx.Node | None]:
-            return holder["scale"], None
+            return graph.call_method("reshape", (holder["scale"], layout)), None
 
         return SiteMatch(
             adapter=self.name,

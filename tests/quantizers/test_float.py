@@ -22,7 +22,7 @@ def _reference(model, bits_of):
                 qmax = 2 ** (bits_of(name) - 1) - 1
                 amax = w.abs().reshape(w.shape[0], -1).amax(1).reshape(-1, *[1] * (w.dim() - 1))
                 s = torch.where(amax > 0, amax / qmax, torch.ones_like(amax))
-                m.weight.copy_(torch.clamp(torch.round(w / s), -qmax, qmax) * s)
+                m.weight.copy_(torch.clamp(torch.round(w * (1 / s)), -qmax, qmax) * s)
     return ref
 
 

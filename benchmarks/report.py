@@ -1,0 +1,100 @@
+"""Print the markdown tables of docs/performance.md from benchmarks/results/*.json.
+
+    .venv/bin/python benchmarks/report.py
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def load(name: str) -> dict | None:
+    p = RESULTS / f"{name}.json"
+    return json.loads(p.read_text()) if p.exists() else None
+
+
+def mark(ok: bool) -> str:
+    return "✓" if ok else "✗"
+
+
+def overhead(data: dict) -> str:
+    out = ["| model | batch | mode | BER | clean ms | faulty ms | faulty / clean | target |",
+           "|---|---|---|---|---|---|---|---|"]
+    for r in data["rows"]:
+        ratio = r["ratio"]
+        if r["mode"] == "persistent":
+            target, ok = "≤ 1.01", ratio <= 1.01
+        elif r["batch"] == 1:
+            target, ok = "≤ 1.15", ratio <= 1.15
+        elif r["ber"] <= 1e-4:
+            target, ok = "≤ 1.03", ratio <= 1.03
+        else:
+            target, ok = "—", None
+        extra = f" (vs faults off {r['ratio_vs_faults_off']:.3f})" if "ratio_vs_faults_off" in r else ""
+        out.append(
+            f"| {r['model']} | {r['batch']} | {r['mode']} | {r['ber']:g} | {r['median_ms']['clean']:.1f} "
+            f"| {r['median_ms']['faulty']:.1f} | {ratio:.3f}{extra} | {target} {'' if ok is None else mark(ok)} |"
+        )
+    return "\n".join(out)
+
+
+def dense(data: dict) -> str:
+    out = ["| model | batch | BER | clean ms | fxfault ms | dense-mask ms | dense overhead / fxfault overhead |",
+           "|---|---|---|---|---|---|---|"]
+    for r in data["rows"]:
+        if "dense_ratio" not in r:
+            continue
+        m = r["median_ms"]
+        k = r["dense_overhead_over_fxfault_overhead"]
+        out.append(
+            f"| {r['model']} | {r['batch']} | {r['ber']:g} | {m['clean']:.1f} | {m['faulty']:.1f} | "
+            f"{m['dense']:.1f} | {k:.0f}× {mark(k >= 20) if r['ber'] == 1e-6 else ''} |"
+        )
+    return "\n".join(out)
+
+
+def memory(data: dict) -> str:
+    out = ["| malloc | model | batch | variant | weights MB | extra peak (× weights) | transform peak (× weights) |",
+           "|---|---|---|---|---|---|---|"]
+    for r in data["rows"]:
+        out.append(
+            f"| {r['malloc']} | {r['model']} | {r['batch']} | {r['variant']} | {r['weights_mb']:.1f} | "
+            f"{r['extra_over_weights']:.2f} | {r['transform_peak_over_weights']:.2f} |"
+        )
+    return "\n".join(out)
+
+
+def transform(data: dict) -> str:
+    out = ["| model | sites | graph nodes | transform time (median of 5) |", "|---|---|---|---|"]
+    for r in data["rows"]:
+        out.append(f"| {r['model']} | {r['sites']} | {r['nodes']} | {r['median_s']:.2f} s |")
+    return "\n".join(out)
+
+
+def sweep(data: dict) -> str:
+    out = ["| mode | trials | seconds | trials / s |", "|---|---|---|---|"]
+    for r in data["rows"]:
+        out.append(f"| {r['mode']} | {r['trials']} | {r['seconds']:.2f} | {r['trials_per_s']:.1f} |")
+    return "\n".join(out)
+
+
+def main() -> None:
+    for name, fn in (("overhead", overhead), ("overhead", dense), ("memory", memory),
+                     ("transform", transform), ("sweep", sweep)):
+        data = load(name)
+        if data is None:
+            print(f"(no results/{name}.json: run benchmarks/bench_{name}.py)\n")
+            continue
+        print(f"### {name} ({fn.__name__})\n")
+        print(fn(data))
+        print()
+    m = (load("overhead") or load("memory") or {}).get("machine")
+    if m:
+        print(f"machine: {m}")
+
+
+if __name__ == "__main__":
+    main()
