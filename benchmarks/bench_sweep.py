@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import time
 
-import torch
+from common import setup, write
 
 import fxfault
 from fxfault.testing.digits import demo_bits_path, digits_batches, lsq_digits_cnn, train_digits
-
-from common import setup, write
 
 
 def run() -> dict:

@@ -10,12 +10,11 @@ import time
 
 import torch
 import torchvision
+from common import setup, write
 
 import fxfault
 from fxfault import FaultConfig
 from fxfault.testing import lsq_resnet18
-
-from common import setup, write
 
 
 def build(name: str) -> tuple[torch.nn.Module, FaultConfig]:
