@@ -277,7 +277,8 @@ def dequantize(
         # can be written into it directly: no copy, and the layer then reads weights that are
         # still in cache. (Checked conservatively: any other holder, view or shared storage,
         # and autograd, all send the call to the copying paths.)
-        if sys.getrefcount(reference) <= _FREE_REFS and _private(reference):
+        many = _many_faults(codes, reference)
+        if not (many and site.fast_ok()) and sys.getrefcount(reference) <= _FREE_REFS and _private(reference):
             return _patch_in_place(codes, scale, zero_point, reference, reference_codes)
         if site.fast_ok():
             return _dequantize_fast(site, codes, scale, zero_point, reference, reference_codes)
@@ -287,6 +288,13 @@ def dequantize(
 #: references to the clean weight when only the generated code's local variable, this call's
 #: parameter and ``sys.getrefcount``'s own argument hold it
 _FREE_REFS = 3
+
+
+def _many_faults(codes: torch.Tensor, reference: torch.Tensor) -> bool:
+    """More faulted entries than a buffer of the faulted weight is worth rewriting each pass
+    (for repeating maps, where the buffer makes a repeated pass free)."""
+    hint = getattr(codes, "_fxfault_patch", None)
+    return hint is not None and int(hint[1].numel()) * 64 > reference.numel()
 
 
 def _private(t: torch.Tensor) -> bool:
@@ -345,8 +353,7 @@ def symmetric_scale(weight: torch.Tensor, bits: int, axis: int = 0) -> torch.Ten
         return traced
     with torch.no_grad():
         w = weight.detach().movedim(axis, 0).reshape(weight.shape[axis], -1)
-        lo, hi = torch.aminmax(w, dim=1)
-        amax = torch.maximum(-lo, hi).to(torch.float32)
+        amax = torch.maximum(w.amax(dim=1), w.amin(dim=1).neg_()).to(torch.float32)
         qmax = 2 ** (bits - 1) - 1
         return torch.where(amax > 0, amax / qmax, torch.ones_like(amax))
 
@@ -354,13 +361,20 @@ def symmetric_scale(weight: torch.Tensor, bits: int, axis: int = 0) -> torch.Ten
 def fake_quantize(
     weight: torch.Tensor, scale: torch.Tensor, qmin: int, qmax: int, axis: int = 0
 ) -> torch.Tensor:
-    """``clamp(round(w / scale), qmin, qmax) * scale`` per channel along ``axis`` (one fused
-    kernel, ``torch.fake_quantize_per_channel_affine``), with a straight-through gradient."""
+    """``clamp(round(w * (1 / scale)), qmin, qmax) * scale`` per channel along ``axis``, with a
+    straight-through gradient (``torch.fake_quantize_per_channel_affine``'s formula and
+    backward; without autograd, the same arithmetic in place on one new tensor)."""
     traced = _proxy_call(fake_quantize, (weight, scale, qmin, qmax, axis))
     if traced is not None:
         return traced
-    zero = torch.zeros(scale.shape, dtype=torch.int32, device=scale.device)
-    return torch.fake_quantize_per_channel_affine(weight, scale, zero, axis, qmin, qmax)
+    if (torch.is_grad_enabled() and weight.requires_grad) or torch.compiler.is_compiling():
+        zero = torch.zeros(scale.shape, dtype=torch.int32, device=scale.device)
+        return torch.fake_quantize_per_channel_affine(weight, scale, zero, axis, qmin, qmax)
+    shape = [1] * weight.dim()
+    shape[axis] = -1
+    s = scale.reshape(shape)
+    with torch.no_grad():
+        return torch.mul(weight, s.reciprocal()).round_().clamp_(qmin, qmax).mul_(s)
 
 
 # --------------------------------------------------------------------------------------------
