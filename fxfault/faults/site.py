@@ -131,6 +131,7 @@ class BitFlip(nn.Module):
         self.cache = cache
         self._memo: dict[str, Any] = {}
         self._generation = 0
+        self._prefetched: dict[Any, tuple[torch.Tensor, torch.Tensor, int]] = {}
         # fxfault.training: replay one pass (same_faults) / collect clean weights
         self._hold: int | None = None
         self._keep_clean: dict[str, torch.Tensor] | None = None
@@ -146,6 +147,7 @@ class BitFlip(nn.Module):
         self._cache = {}
         self._dev_cache = {}
         self._memo = {}
+        self._prefetched = {}
         self._hold = None
         self._keep_clean = None
         self._register()
@@ -155,6 +157,7 @@ class BitFlip(nn.Module):
         state["_cache"] = {}
         state["_dev_cache"] = {}
         state["_memo"] = {}
+        state["_prefetched"] = {}
         state.pop("_gen", None)
         state["_hold"] = None
         state["_keep_clean"] = None
@@ -204,21 +207,24 @@ class BitFlip(nn.Module):
 
     def clear_cache(self) -> None:
         """Forget drawn fault maps and cached results (they are recomputed on demand)."""
+        self._prefetched.clear()
         self._cache.clear()
         self._dev_cache.clear()
         self._memo.clear()
 
-    def fast_ok(self, codes: torch.Tensor | None = None) -> bool:
+    def fast_ok(self, codes: torch.Tensor | None = None, *, any_map: bool = False) -> bool:
         """Whether this pass may use the site's buffers, and, given ``codes``, whether they are
         the clean codes memoised by ``quantize``.
 
-        Buffers serve fault maps that repeat (persistent mode, seed lists, fault lists), in
-        eval mode without autograd, with the cache on. Transient faults change every pass, so
-        they use fresh tensors: buffers would not save the copy and would keep memory held.
+        Buffers serve eval mode without autograd, with the cache on. The buffer of faulted
+        *codes* (``any_map=True``, a quarter of the weight's size for 8-bit codes) serves every
+        fault map: undoing last pass's faults is cheaper than copying the codes. The buffer of
+        faulted *weights* (the default) serves maps that repeat (persistent mode, seed lists,
+        fault lists), where it makes a repeated pass free.
         """
         if not (self.cache and not self.training and not torch.is_grad_enabled()):
             return False
-        if self.fixed_faults is None and not self.plan.cacheable():
+        if not any_map and self.fixed_faults is None and not self.plan.cacheable():
             return False
         if torch.compiler.is_compiling():
             return False
@@ -295,6 +301,16 @@ class BitFlip(nn.Module):
         hit = self._cache.get(key)
         if hit is not None:
             return (key, *hit)
+        if self.fixed_faults is None and not self.plan.cacheable():
+            # transient: the plan draws this pass for every site at once (while the sampler's
+            # code and data are warm); each draw depends on (key, site name) only
+            self.plan.enlist(self)
+            pre = self._prefetched.pop(key, None)
+            if pre is None:
+                self.plan.prefetch(key, t)
+                pre = self._prefetched.pop(key, None)
+            result = pre if pre is not None else self._draw(key)
+            return (None, *result)
         result = self._draw(key)
         if self.fixed_faults is not None or self.plan.cacheable():
             if len(self._cache) > 64:
@@ -360,10 +376,10 @@ class BitFlip(nn.Module):
     def inject(self, codes: torch.Tensor) -> torch.Tensor:
         """Apply this pass's faults to ``codes``; returns ``codes`` itself when inactive.
 
-        For repeating fault maps in eval mode without autograd (see :meth:`fast_ok`), with the
-        clean codes unchanged since the last pass (the same memoised tensor), the faulted codes
-        live in a buffer of the site: the same faults cost nothing, a new map undoes the last
-        one and applies its own, in time proportional to the number of faults. The returned
+        In eval mode without autograd (see :meth:`fast_ok`), with the clean codes unchanged
+        since the last pass (the same memoised tensor), the faulted codes live in a buffer of
+        the site: the same faults cost nothing, a new map undoes the last one and applies its
+        own, in time proportional to the number of faults. The returned
         tensor is then that buffer, rewritten by later passes.
         """
         if not self.is_active():
@@ -375,7 +391,7 @@ class BitFlip(nn.Module):
                 "the model"
             )
         t = self._pass if self._hold is None else self._hold
-        buf = self._memo.get("flip") if self.fast_ok(codes) else None
+        buf = self._memo.get("flip") if self.fast_ok(codes, any_map=True) else None
         if buf is not None and buf["codes"] is not codes:
             buf = None
         map_key = ("fixed",) if self.fixed_faults is not None else self.plan.draw_key(t)
@@ -401,7 +417,7 @@ class BitFlip(nn.Module):
         # whether these are the faults it already applied.
         self._generation += 1
         out._fxfault_patch = (codes, changed, self._generation)  # type: ignore[attr-defined]
-        if self.fast_ok(codes):
+        if self.fast_ok(codes, any_map=True):
             self._memo["flip"] = {
                 "codes": codes, "version": codes._version, "key": map_key, "out": out,
                 "idx": w_idx, "counts": counts,
