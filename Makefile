@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-dev
 
-.PHONY: venv test test-fast lint demo bench coverage-table docs clean
+.PHONY: venv graphviz test test-fast lint demo bench coverage-table docs clean
 
 venv: $(STAMP)
 
@@ -14,17 +14,27 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
 	@touch $(STAMP)
 
-test: venv
+# Graphviz's `dot` renders .svg/.png/.pdf exports. Installed from Debian's packages where it is
+# missing; if that is not possible (no apt, no root) the DOT-rendering tests skip with a message.
+graphviz:
+	@command -v dot >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  echo "installing Debian's graphviz (needed for .svg export)"; \
+	  $$SUDO apt-get install -y -qq graphviz >/dev/null 2>&1 || \
+	  { $$SUDO apt-get update -qq >/dev/null 2>&1 && $$SUDO apt-get install -y -qq graphviz >/dev/null 2>&1; } || \
+	  echo "warning: could not install graphviz; install it yourself (apt-get install graphviz / brew install graphviz)"; }
+
+test: venv graphviz
 	$(PY) -m pytest
 
-test-fast: venv
+test-fast: venv graphviz
 	$(PY) -m pytest -m "not slow"
 
 lint: venv
 	$(PY) -m ruff check fxfault tests examples benchmarks
 	$(PY) -m mypy fxfault
 
-demo: venv
+demo: venv graphviz
 	$(PY) -m fxfault demo
 
 clean:

@@ -22,7 +22,7 @@ import math
 import numpy as np
 import torch
 
-__all__ = ["bernoulli_positions", "derive_seed", "distinct_uniform", "generator"]
+__all__ = ["bernoulli_positions", "bernoulli_positions_np", "derive_seed", "distinct_uniform", "generator"]
 
 
 def derive_seed(*parts: int | str) -> int:
@@ -40,21 +40,46 @@ def generator(seed: int) -> torch.Generator:
     return g
 
 
+_SMALL = 48  # chunks up to this many uniforms are walked in Python
+
+
 def bernoulli_positions(n: int, p: float, gen: torch.Generator) -> torch.Tensor:
     """Sorted positions in ``[0, n)`` where independent Bernoulli(``p``) trials succeed."""
+    return torch.from_numpy(bernoulli_positions_np(n, p, gen))
+
+
+def bernoulli_positions_np(n: int, p: float, gen: torch.Generator) -> np.ndarray:
+    """:func:`bernoulli_positions` as an ``int64`` NumPy array (what the fault sites use)."""
     if n <= 0 or p <= 0.0:
-        return torch.empty(0, dtype=torch.int64)
+        return np.empty(0, dtype=np.int64)
     if p >= 1.0:
-        return torch.arange(n, dtype=torch.int64)
+        return np.arange(n, dtype=np.int64)
     log_q = math.log1p(-p)
     chunks: list[np.ndarray] = []
     start = 0
     while start < n:
         mu = (n - start) * p
         m = min(int(mu + 6.0 * math.sqrt(mu) + 16.0), n - start)
-        # the uniforms come from the site's torch.Generator; the arithmetic runs in NumPy,
-        # which is much cheaper than torch for the small arrays of low error rates
-        u = torch.rand(m, dtype=torch.float64, generator=gen).numpy()
+        # the uniforms come from the site's torch.Generator; the arithmetic runs in Python
+        # (few uniforms) or NumPy (many), both much cheaper than torch for small arrays
+        u_t = torch.rand(m, dtype=torch.float64, generator=gen)
+        if m <= _SMALL:
+            # few draws (the low error rates that matter most): plain Python floats beat the
+            # per-call cost of NumPy; the same arithmetic on the same uniforms
+            pos_list: list[int] = []
+            at = start - 1
+            for u in u_t.tolist():
+                at += min(math.floor(math.log1p(-u) / log_q), n) + 1
+                if at >= n:
+                    break
+                pos_list.append(at)
+            else:
+                chunks.append(np.array(pos_list, dtype=np.int64))
+                start = at + 1
+                continue
+            chunks.append(np.array(pos_list, dtype=np.int64))
+            break
+        u = u_t.numpy()
         gaps = np.floor(np.log1p(-u) / log_q)
         np.minimum(gaps, float(n), out=gaps)
         pos = np.cumsum(gaps.astype(np.int64) + 1) + (start - 1)
@@ -64,7 +89,7 @@ def bernoulli_positions(n: int, p: float, gen: torch.Generator) -> torch.Tensor:
             continue
         chunks.append(pos[pos < n])
         break
-    return torch.from_numpy(chunks[0] if len(chunks) == 1 else np.concatenate(chunks))
+    return chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
 
 
 def distinct_uniform(total: int, m: int, gen: torch.Generator) -> torch.Tensor:

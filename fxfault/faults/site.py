@@ -25,7 +25,7 @@ from ..errors import ConfigError
 from .encoding import Encoding, make_encoding
 from .plan import FaultPlan
 from .rates import is_absolute, plane_rates
-from .sampling import bernoulli_positions, derive_seed
+from .sampling import bernoulli_positions_np, derive_seed
 
 __all__ = ["BitFlip", "SiteStats", "lookup_site"]
 
@@ -116,7 +116,7 @@ class BitFlip(nn.Module):
         self.encoding: Encoding = make_encoding(encoding, self.bits, self.qmin, self.qmax, where=name)
         self.bit_rates = bit_rates
         self.ber = float(ber)
-        self._rates = plane_rates(bit_rates, self.bits, self.ber, where=name)
+        self._set_rates(plane_rates(bit_rates, self.bits, self.ber, where=name))
         self.enabled = True
         self.in_training = in_training
         self.in_inference = in_inference
@@ -144,6 +144,7 @@ class BitFlip(nn.Module):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
+        self._set_rates(self._rates)
         self._cache = {}
         self._dev_cache = {}
         self._memo = {}
@@ -202,8 +203,12 @@ class BitFlip(nn.Module):
                 "a preset such as 'msb_only'"
             )
         self.ber = float(ber)
-        self._rates = plane_rates(self.bit_rates, self.bits, self.ber, where=self.name)
+        self._set_rates(plane_rates(self.bit_rates, self.bits, self.ber, where=self.name))
         self.clear_cache()
+
+    def _set_rates(self, rates: list[float]) -> None:
+        self._rates = rates
+        self._any_rate = any(r > 0 for r in rates)
 
     def clear_cache(self) -> None:
         """Forget drawn fault maps and cached results (they are recomputed on demand)."""
@@ -280,7 +285,7 @@ class BitFlip(nn.Module):
             return bool(self.fixed_faults)
         if self.count_member and self.plan.count is not None:
             return self.plan.count > 0
-        return any(r > 0 for r in self._rates)
+        return self._any_rate
 
     # ------------------------------------------------------------------ sampling (where)
     def fault_map(self, pass_index: int | None = None) -> tuple[torch.Tensor, torch.Tensor, int]:
@@ -334,27 +339,38 @@ class BitFlip(nn.Module):
             return _pairs_to_masks(pos // len(planes), p[pos % len(planes)])
         gen = self._generator()
         gen.manual_seed(derive_seed(*key, self.name))
-        groups: dict[float, list[int]] = {}
-        for plane, r in enumerate(self._rates):
-            if r > 0:
-                groups.setdefault(r, []).append(plane)
         ws: list[np.ndarray] = []
         bs: list[np.ndarray] = []
-        for r in sorted(groups):
-            planes = groups[r]
-            hits = bernoulli_positions(self.numel * len(planes), r, gen).numpy()
-            if len(planes) == 1:
+        for r, group in self._rate_groups():
+            hits = bernoulli_positions_np(self.numel * group.size, r, gen)
+            if not hits.size:
+                continue
+            if group.size == 1:
                 ws.append(hits)
-                bs.append(np.full(hits.shape, planes[0], dtype=np.int64))
+                bs.append(np.full(hits.shape, group[0], dtype=np.int64))
             else:
-                weight_idx, plane_idx = np.divmod(hits, len(planes))
+                weight_idx, plane_idx = np.divmod(hits, group.size)
                 ws.append(weight_idx)
-                bs.append(np.asarray(planes, dtype=np.int64)[plane_idx])
+                bs.append(group[plane_idx])
         if not ws:
-            return _pairs_to_masks(torch.empty(0, dtype=torch.int64), torch.empty(0, dtype=torch.int64))
+            return _empty_map()
         if len(ws) == 1:
             return _pairs_to_masks(torch.from_numpy(ws[0]), torch.from_numpy(bs[0]), sorted_=True)
         return _pairs_to_masks(torch.from_numpy(np.concatenate(ws)), torch.from_numpy(np.concatenate(bs)))
+
+    def _rate_groups(self) -> list[tuple[float, np.ndarray]]:
+        """The bit planes grouped by rate (one Bernoulli walk per group), by ascending rate."""
+        rates = tuple(self._rates)
+        cached = self.__dict__.get("_groups")
+        if cached is not None and cached[0] == rates:
+            return cached[1]  # type: ignore[no-any-return]
+        groups: dict[float, list[int]] = {}
+        for plane, r in enumerate(rates):
+            if r > 0:
+                groups.setdefault(r, []).append(plane)
+        out = [(r, np.asarray(groups[r], dtype=np.int64)) for r in sorted(groups)]
+        self.__dict__["_groups"] = (rates, out)
+        return out
 
     def _generator(self) -> torch.Generator:
         gen = self.__dict__.get("_gen")
@@ -366,7 +382,8 @@ class BitFlip(nn.Module):
     # ------------------------------------------------------------------ injection (what)
     def _advance(self) -> None:
         if self._hold is None:
-            self._pass += 1
+            # plain ints: skip nn.Module.__setattr__, which costs microseconds per pass
+            self.__dict__["_pass"] = self._pass + 1
 
     def forward(self, codes: torch.Tensor) -> torch.Tensor:
         if torch.compiler.is_compiling():
@@ -415,7 +432,7 @@ class BitFlip(nn.Module):
         # Tell dequantize (in eager mode) which positions changed value, so that it can patch
         # the clean weight there instead of comparing every code; ``generation`` tells it
         # whether these are the faults it already applied.
-        self._generation += 1
+        self.__dict__["_generation"] = self._generation + 1
         out._fxfault_patch = (codes, changed, self._generation)  # type: ignore[attr-defined]
         if self.fast_ok(codes, any_map=True):
             self._memo["flip"] = {
@@ -505,6 +522,10 @@ class BitFlip(nn.Module):
             st._dev.append(dev_counts)
             if len(st._dev) > 256:
                 st.settle()
+
+
+def _empty_map() -> tuple[torch.Tensor, torch.Tensor, int]:
+    return torch.empty(0, dtype=torch.int64), torch.empty(0, dtype=torch.int64), 0
 
 
 def _pairs_to_masks(

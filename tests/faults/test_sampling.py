@@ -34,6 +34,33 @@ def test_bernoulli_counts_follow_the_binomial(n, p):
     assert abs(total_z(sum(counts), 3000 * n, p)) < 4
 
 
+@pytest.mark.parametrize("n, p", [(10, 0.5), (1000, 0.01), (1 << 20, 1e-5), (64, 0.25), (200_000, 1e-4)])
+def test_python_and_numpy_walks_draw_the_same_positions(n, p, monkeypatch):
+    """Small chunks are walked in Python, large ones in NumPy: the same positions either way."""
+    import fxfault.faults.sampling as sampling
+
+    for small in (0, 10**9):
+        monkeypatch.setattr(sampling, "_SMALL", small)
+        g = generator(11)
+        draws = [bernoulli_positions(n, p, g) for _ in range(200)]
+        if small == 0:
+            numpy_draws = draws
+    assert all(torch.equal(a, b) for a, b in zip(numpy_draws, draws))
+    assert sum(d.numel() for d in draws) > 0
+
+
+@pytest.mark.parametrize("small", [0, 10**9], ids=["numpy", "python"])
+def test_both_walks_follow_the_binomial(small, monkeypatch):
+    import fxfault.faults.sampling as sampling
+
+    monkeypatch.setattr(sampling, "_SMALL", small)
+    g = generator(13)
+    n, p = 50_000, 2e-4
+    counts = [bernoulli_positions(n, p, g).numel() for _ in range(3000)]
+    assert binomial_gof(counts, n, p) > 1e-3
+    assert abs(total_z(sum(counts), 3000 * n, p)) < 4
+
+
 def test_bernoulli_positions_are_uniform():
     g = generator(3)
     n, bins = 1000, 20
