@@ -37,5 +37,18 @@ lint: venv
 demo: venv graphviz
 	$(PY) -m fxfault demo
 
+# Benchmarks (docs/performance.md): about an hour on 2 cores; keep the machine otherwise idle.
+bench: venv
+	cd benchmarks && $(abspath $(PY)) bench_overhead.py && $(abspath $(PY)) bench_memory.py \
+	  && $(abspath $(PY)) bench_transform.py && $(abspath $(PY)) bench_sweep.py \
+	  && $(abspath $(PY)) profile_overhead.py && $(abspath $(PY)) report.py
+
+# The quantizer coverage table (docs/coverage.md) and the pictures of the docs.
+coverage-table: venv
+	$(PY) docs/coverage_table.py
+
+docs: venv graphviz
+	$(PY) docs/make_images.py
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

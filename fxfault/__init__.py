@@ -14,6 +14,7 @@ from .config import FaultConfig
 from .control import (
     FaultStats,
     SiteCounters,
+    clear_cache,
     disabled,
     fault_list,
     resample,
@@ -57,6 +58,7 @@ __all__ = [
     "TrialRecord",
     "UnsupportedQuantizerError",
     "__version__",
+    "clear_cache",
     "diff",
     "disabled",
     "export",

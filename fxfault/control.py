@@ -29,6 +29,7 @@ from .transform import SITES_MODULE
 __all__ = [
     "FaultStats",
     "SiteCounters",
+    "clear_cache",
     "disabled",
     "fault_list",
     "fault_sites",
@@ -241,6 +242,21 @@ def stats(gm: nn.Module) -> FaultStats:
         observed_rate=events / exposed if exposed else 0.0,
     )
     return FaultStats(rows, total)
+
+
+def clear_cache(gm: nn.Module) -> None:
+    """Forget every site's eval-mode cache (clean codes, faulted buffers, drawn maps).
+
+    Caches are keyed by the version counters of the weights and scales, which every in-place
+    write through the tensor bumps (optimizer steps, ``load_state_dict``, ``w.add_()``). Writes
+    through ``.data`` (``p.data.add_(...)``, ``p.data = ...``) bypass the counter: after such a
+    write, in eval mode, call this. Fault maps are unchanged (they are redrawn identically).
+    """
+    from . import ops
+
+    for s in fault_sites(gm):
+        s.clear_cache()
+    ops.clear_scales()
 
 
 def reset_stats(gm: nn.Module) -> None:

@@ -23,11 +23,13 @@ node through Dynamo, AOTAutograd and Inductor.
 from __future__ import annotations
 
 import sys
+import weakref
 from typing import Any
 
 import numpy as np
 import torch
 
+from ._numpy_views import numpy_ok
 from .faults.site import lookup_site
 
 __all__ = [
@@ -121,7 +123,7 @@ def _dequantize_fast(
         else:
             out = reference.detach().clone(memory_format=torch.contiguous_format)
             prev = None
-        if out.device.type == "cpu":
+        if numpy_ok(out, codes, scale, zero_point, reference):
             _patch_numpy(out, prev, changed, codes, scale, zero_point, reference)
         else:
             if prev is not None:
@@ -255,16 +257,21 @@ def dequantize(
     reference: torch.Tensor,
     reference_codes: torch.Tensor,
     site: Any = None,
+    in_place: bool = False,
 ) -> torch.Tensor:
     """Floats of ``codes``; unchanged codes give ``reference`` exactly (see the module docstring).
 
     With ``site``, in eval mode without autograd, the result lives in a buffer of the site:
     last pass's faulted entries are restored from ``reference`` and this pass's written, in
     time proportional to the number of faults (the clean codes being the memoised ones, the
-    clean weight is unchanged).
+    clean weight is unchanged). ``in_place=True`` (set only by the graphs that
+    :func:`fxfault.transform` writes) also allows writing the faulted values into
+    ``reference`` itself when nothing else can see it.
     """
     traced = _proxy_call(
-        dequantize, (codes, scale, zero_point, reference, reference_codes), {"site": site}
+        dequantize,
+        (codes, scale, zero_point, reference, reference_codes),
+        {"site": site, "in_place": in_place} if in_place else {"site": site},
     )
     if traced is not None:
         return traced
@@ -278,16 +285,39 @@ def dequantize(
         # still in cache. (Checked conservatively: any other holder, view or shared storage,
         # and autograd, all send the call to the copying paths.)
         many = _many_faults(codes, reference)
-        if not (many and site.fast_ok()) and sys.getrefcount(reference) <= _FREE_REFS and _private(reference):
+        if (
+            in_place
+            and not (many and site.fast_ok())
+            and sys.getrefcount(reference) <= _FREE_REFS
+            and _private(reference)
+        ):
             return _patch_in_place(codes, scale, zero_point, reference, reference_codes)
         if site.fast_ok():
             return _dequantize_fast(site, codes, scale, zero_point, reference, reference_codes)
     return _dequantize_impl(codes, scale, zero_point, reference, reference_codes)
 
 
-#: references to the clean weight when only the generated code's local variable, this call's
-#: parameter and ``sys.getrefcount``'s own argument hold it
-_FREE_REFS = 3
+def _free_refs() -> int:
+    """``sys.getrefcount`` of the clean weight inside :func:`dequantize` when only the generated
+    code's local variable holds it (3 on CPython 3.11: that variable, this call's parameter and
+    ``getrefcount``'s argument). Measured on this interpreter with the same call shape, since
+    interpreters that borrow stack references count fewer."""
+
+    def callee(
+        codes: Any, scale: Any, zero_point: Any, reference: Any, reference_codes: Any,
+        site: Any = None, in_place: bool = False,
+    ) -> int:
+        return sys.getrefcount(reference)
+
+    def caller() -> int:
+        q = torch.empty(0)
+        return callee(None, None, None, q, None, site=None, in_place=True)
+
+    return caller()
+
+
+#: the reference count of a clean weight that nothing but the calling graph holds
+_FREE_REFS = _free_refs()
 
 
 def _many_faults(codes: torch.Tensor, reference: torch.Tensor) -> bool:
@@ -303,6 +333,10 @@ def _private(t: torch.Tensor) -> bool:
         return False
     if isinstance(t, torch.nn.Parameter) or type(t) is not torch.Tensor:
         return False
+    # no other holder of this TensorImpl (a view's base link, a DLPack capsule, C++ code)
+    use_count = getattr(t, "_use_count", None)
+    if use_count is not None and int(use_count()) != 1:
+        return False
     # the Python storage object made here holds one reference, the tensor the other
     return int(torch._C._storage_Use_Count(t.untyped_storage()._cdata)) == 2
 
@@ -316,7 +350,7 @@ def _patch_in_place(
 ) -> torch.Tensor:
     changed = _changed_positions(codes, reference_codes)
     with torch.no_grad():
-        if reference.device.type == "cpu":
+        if numpy_ok(codes, scale, zero_point, reference):
             _patch_numpy(reference, None, changed, codes, scale, zero_point, reference)
         elif changed.numel():
             shape = reference.shape
@@ -345,17 +379,44 @@ def straight_through(clean: torch.Tensor, faulted: torch.Tensor, zero_faulted: b
 # --------------------------------------------------------------------------------------------
 # fxfault's own weight quantizer (for plain float layers, FaultConfig(float_bits=...))
 # --------------------------------------------------------------------------------------------
-def symmetric_scale(weight: torch.Tensor, bits: int, axis: int = 0) -> torch.Tensor:
+#: eval-mode memo of symmetric_scale: id(weight) -> (weakref to the weight, token, bits, axis,
+#: scale); see clear_scales(). (Keyed by id: tensors compare elementwise, not by identity.)
+_SCALES: dict[int, tuple[Any, Any, int, int, torch.Tensor]] = {}
+
+
+def clear_scales() -> None:
+    """Forget the memoised step sizes of fxfault's own quantizer (see :func:`symmetric_scale`)."""
+    _SCALES.clear()
+
+
+def symmetric_scale(weight: torch.Tensor, bits: int, axis: int = 0, cache: bool = False) -> torch.Tensor:
     """Per-channel symmetric step sizes along ``axis``: ``max|w| / (2^(bits-1) - 1)`` (a 1-D
-    tensor; a channel of zeros gets step 1)."""
-    traced = _proxy_call(symmetric_scale, (weight, bits, axis))
+    tensor; a channel of zeros gets step 1).
+
+    With ``cache`` (``FaultConfig(cache=True)``), without autograd, the steps of an unchanged
+    weight (same storage and version counter) are reused: the same tensor comes back, which
+    also lets the site reuse its clean codes and fault buffers.
+    """
+    traced = _proxy_call(symmetric_scale, (weight, bits, axis), {"cache": cache} if cache else None)
     if traced is not None:
         return traced
+    memo = cache and not torch.is_grad_enabled() and not torch.compiler.is_compiling()
+    if memo:
+        key = token(weight)
+        hit = _SCALES.get(id(weight))
+        if hit is not None and hit[0]() is weight and hit[1:4] == (key, bits, axis):
+            return hit[4]
     with torch.no_grad():
         w = weight.detach().movedim(axis, 0).reshape(weight.shape[axis], -1)
         amax = torch.maximum(w.amax(dim=1), w.amin(dim=1).neg_()).to(torch.float32)
         qmax = 2 ** (bits - 1) - 1
-        return torch.where(amax > 0, amax / qmax, torch.ones_like(amax))
+        scale = torch.where(amax > 0, amax / qmax, torch.ones_like(amax))
+    if memo:
+        if len(_SCALES) > 4096:  # drop the entries of weights that no longer exist
+            for k in [k for k, v in _SCALES.items() if v[0]() is None]:
+                del _SCALES[k]
+        _SCALES[id(weight)] = (weakref.ref(weight), key, bits, axis, scale)
+    return scale
 
 
 def fake_quantize(

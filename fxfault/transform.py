@@ -327,7 +327,9 @@ class _Pass:
                 {"source": _sources(gm, q), "site": site_ref},
             )
             flip = graph.call_module(target, (codes,))
-            deq = graph.call_function(ops.dequantize, (flip, scale, zp, q, codes), {"site": site_ref})
+            deq = graph.call_function(
+                ops.dequantize, (flip, scale, zp, q, codes), {"site": site_ref, "in_place": True}
+            )
             st = graph.call_function(
                 ops.straight_through, (q, deq, site.gradient == "zero_faulted")
             )
@@ -452,7 +454,7 @@ def _verify(gm: fx.GraphModule, m: SiteMatch, nodes: dict[str, fx.Node]) -> None
         z64 = zp.detach().to(torch.float64)
         zb = torch.broadcast_to(z64, shape) if z64.dim() else z64
     per = max(1, (1 << 20) // max(1, w[0].numel() if w.dim() else 1))
-    off, lo, hi = 0.0, float("inf"), float("-inf")
+    off, lo, hi, peak = 0.0, float("inf"), float("-inf"), 0.0
     rows = shape[0] if w.dim() else 1
     for r0 in range(0, rows, per):
         sl = slice(r0, r0 + per)
@@ -462,10 +464,22 @@ def _verify(gm: fx.GraphModule, m: SiteMatch, nodes: dict[str, fx.Node]) -> None
         ratio = part / (sb[sl] if sb.dim() else sb)
         codes = torch.round(ratio)
         off = max(off, (ratio - codes).abs().max().item())
+        peak = max(peak, ratio.abs().max().item())
         if zb is not None:
             codes = codes + (zb[sl] if zb.dim() else zb)
         lo, hi = min(lo, codes.min().item()), max(hi, codes.max().item())
-    if off > 1e-3 or lo < m.qmin or hi > m.qmax:
+    # a weight stored in a narrow float (bfloat16, float16) holds code * scale rounded to its
+    # precision: up to |code| * unit roundoff steps off the grid
+    unit = torch.finfo(w.dtype).eps / 2 if w.dtype.is_floating_point else 0.0
+    tol = 1e-3 + 1.01 * peak * unit
+    if tol >= 0.5:
+        raise QuantizerMismatchError(
+            f"site {name!r}: {w.dtype} weights cannot hold the {m.bits}-bit codes of this layer "
+            f"exactly (codes up to {peak:.0f} steps, rounded to {unit:.2g} relative precision, "
+            "can land nearer another code); run fault injection on the model in float32 "
+            "(model.float()), or give this layer fewer bits"
+        )
+    if off > tol or lo < m.qmin or hi > m.qmax:
         raise QuantizerMismatchError(
             f"site {name!r}: the output of the {m.adapter} weight quantizer is not on the grid "
             f"its adapter reads (scale from {nodes['scale'].format_node()}, codes "

@@ -1,3 +1,5 @@
+import copy
+
 import pytest
 import torch
 
@@ -60,3 +62,21 @@ def test_resample_validates_seed(cnn):
     gm = fxfault.transform(cnn, ber=0.1)
     with pytest.raises(ConfigError, match="non-negative integer"):
         fxfault.resample(gm, seed=-1)
+
+
+def test_clear_cache_picks_up_writes_through_data(cnn, digits_x):
+    """`.data` writes bypass the version counters that key the eval caches: clear_cache."""
+    model = copy.deepcopy(cnn).eval()
+    cfg = FaultConfig(ber=0.02, mode="persistent", seed=4)
+    gm = fxfault.transform(model, cfg)
+    with torch.no_grad():
+        gm(digits_x)
+        for p in model.parameters():
+            p.data.mul_(0.5)  # no version bump
+        stale = gm(digits_x)
+        fxfault.clear_cache(gm)
+        fresh = fxfault.transform(model, cfg)(digits_x)
+        assert torch.equal(gm(digits_x), fresh)
+    assert not torch.equal(stale, fresh), "the cache was not stale: this test proves nothing"
+    with pytest.raises(TypeError, match="fxfault.transform"):
+        fxfault.clear_cache(model)

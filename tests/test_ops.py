@@ -7,6 +7,7 @@ from torch import nn
 
 import fxfault
 from fxfault import FaultConfig, ops
+from fxfault.control import fault_sites
 
 
 class CachingQuant(nn.Module):
@@ -110,3 +111,87 @@ def test_custom_ops_pass_opcheck():
         (torch.ops.fxfault.straight_through.default, (x.requires_grad_(), x.detach() + 1, False)),
     ):
         torch.library.opcheck(op, args, test_utils=("test_schema", "test_faketensor"))
+
+
+def test_a_direct_call_never_writes_into_the_callers_tensor():
+    """Only graphs written by transform (in_place=True) may patch the quantizer's output."""
+    from fxfault.testing import lsq_small_cnn
+
+    gm = fxfault.transform(lsq_small_cnn(), FaultConfig(ber=0.5, seed=0)).eval()
+    site = fault_sites(gm)[0]
+    s = torch.tensor(0.05)
+    wq = (torch.randint(-8, 8, site.shape) * s).float()
+    keep = wq.clone()
+    codes = ops.quantize(wq, s, None, -8, 7, torch.int8)
+    with torch.no_grad():
+        flipped = site(codes)
+        out = ops.dequantize(flipped, s, None, wq, codes, site=site)
+    assert not torch.equal(out, keep), "faults reached the output"
+    assert torch.equal(wq, keep), "the caller's tensor was written"
+
+
+def test_a_tensor_held_through_dlpack_is_not_private():
+    t = torch.zeros(8)
+    with torch.no_grad():
+        assert ops._private(t)
+        capsule = torch.utils.dlpack.to_dlpack(t)
+        assert not ops._private(t)
+        del capsule
+
+
+@pytest.mark.parametrize("mode", ["transient", "persistent"])
+def test_bfloat16_models_run_in_eval_on_the_cpu(mode):
+    """bfloat16 has no NumPy view: the few-fault arithmetic runs as torch ops instead."""
+    from fxfault.testing import lsq_small_cnn, quantize_lsq, small_cnn
+
+    model = quantize_lsq(small_cnn(), weight_bits=4, act_bits=4, first_bits=(4, 8), last_bits=(4, 8))
+    model = model.eval().to(torch.bfloat16)
+    x = torch.rand(2, 1, 8, 8, dtype=torch.bfloat16)
+    with torch.no_grad():
+        clean = model(x)
+        faulty = fxfault.transform(model, FaultConfig(ber=0.05, seed=3, mode=mode))
+        outs = [faulty(x) for _ in range(2)]
+        with fxfault.disabled(faulty):
+            off = faulty(x)
+    assert outs[0].dtype == torch.bfloat16 and torch.isfinite(outs[0]).all()
+    assert not torch.equal(outs[0], clean)
+    assert torch.equal(off, clean)
+    # the 8-bit first and last layers work too while their codes stay small enough
+    fxfault.transform(lsq_small_cnn().to(torch.bfloat16), FaultConfig(ber=0.05))(x)
+
+
+class Int8Quant(nn.Module):
+    def __init__(self, step):
+        super().__init__()
+        self.register_buffer("step", torch.tensor(step))
+
+    def forward(self, w):
+        return torch.clamp(torch.round(w / self.step), -128, 127) * self.step
+
+
+def test_codes_a_narrow_float_cannot_hold_are_refused():
+    """Codes near 127 do not survive bfloat16's 8 significant bits: a clear error."""
+    adapter = fxfault.register_quantizer(Int8Quant, scale="step", code_range=(-128, 127))
+    try:
+        model = _net(lambda: Int8Quant(0.001)).to(torch.bfloat16)
+        with pytest.raises(fxfault.QuantizerMismatchError, match=r"bfloat16.*float32"):
+            fxfault.transform(model, FaultConfig(ber=0.01))
+        fxfault.transform(model.float(), FaultConfig(ber=0.01))  # fine in float32
+    finally:
+        fxfault.quantizers.unregister_adapter(adapter)
+
+
+def test_own_quantizer_steps_are_reused_only_for_an_unchanged_weight():
+    w = torch.randn(4, 3)
+    with torch.no_grad():
+        a = ops.symmetric_scale(w, 8, 0, cache=True)
+        assert ops.symmetric_scale(w, 8, 0, cache=True) is a
+        assert ops.symmetric_scale(w, 4, 0, cache=True) is not a  # other width
+        assert ops.symmetric_scale(w, 8, 0) is not a  # cache off
+        w.mul_(2.0)  # bumps the version counter
+        b = ops.symmetric_scale(w, 8, 0, cache=True)
+        assert b is not a and torch.allclose(b, 2 * a)
+        w.data.mul_(2.0)  # no version bump: clear_scales (fxfault.clear_cache) forgets
+        ops.clear_scales()
+        assert torch.allclose(ops.symmetric_scale(w, 8, 0, cache=True), 4 * a)
+    assert ops.symmetric_scale(w.requires_grad_(), 8, 0, cache=True) is not b  # autograd: fresh

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import operator
 
 import numpy as np
 import torch
@@ -27,7 +28,9 @@ __all__ = ["bernoulli_positions", "bernoulli_positions_np", "derive_seed", "dist
 
 def derive_seed(*parts: int | str) -> int:
     """A stable seed in ``[0, 2^63)`` from ``parts`` (ints and strings)."""
-    data = repr(tuple(parts)).encode("utf-8")
+    # integer-likes (NumPy integers, IntEnum, bool) hash as the plain ints they stand for
+    norm = tuple(p if isinstance(p, str) else int(operator.index(p)) for p in parts)
+    data = repr(norm).encode("utf-8")
     return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little") & (
         (1 << 63) - 1
     )
@@ -62,14 +65,15 @@ def bernoulli_positions_np(n: int, p: float, gen: torch.Generator) -> np.ndarray
         m = min(int(mu + 6.0 * math.sqrt(mu) + 16.0), n - start)
         # the uniforms come from the site's torch.Generator; the arithmetic runs in Python
         # (few uniforms) or NumPy (many), both much cheaper than torch for small arrays
-        u_t = torch.rand(m, dtype=torch.float64, generator=gen)
+        u = torch.rand(m, dtype=torch.float64, generator=gen).numpy()
+        gaps = np.log1p(-u) / log_q  # >= 0; the gap is its floor
         if m <= _SMALL:
-            # few draws (the low error rates that matter most): plain Python floats beat the
-            # per-call cost of NumPy; the same arithmetic on the same uniforms
+            # few draws (the low error rates that matter most): walking the same gaps in plain
+            # Python beats the per-call cost of NumPy; int() of a non-negative float is floor()
             pos_list: list[int] = []
             at = start - 1
-            for u in u_t.tolist():
-                at += min(math.floor(math.log1p(-u) / log_q), n) + 1
+            for g in gaps.tolist():
+                at += (int(g) if g < n else n) + 1
                 if at >= n:
                     break
                 pos_list.append(at)
@@ -79,8 +83,7 @@ def bernoulli_positions_np(n: int, p: float, gen: torch.Generator) -> np.ndarray
                 continue
             chunks.append(np.array(pos_list, dtype=np.int64))
             break
-        u = u_t.numpy()
-        gaps = np.floor(np.log1p(-u) / log_q)
+        np.floor(gaps, out=gaps)
         np.minimum(gaps, float(n), out=gaps)
         pos = np.cumsum(gaps.astype(np.int64) + 1) + (start - 1)
         if pos[-1] < n:

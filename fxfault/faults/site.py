@@ -13,6 +13,7 @@ statistics. Sampling (where faults go) is kept apart from injection (what a faul
 from __future__ import annotations
 
 import itertools
+import numbers
 import weakref
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._numpy_views import numpy_ok
 from ..errors import ConfigError
 from .encoding import Encoding, make_encoding
 from .plan import FaultPlan
@@ -294,7 +296,13 @@ class BitFlip(nn.Module):
         Weight indices are sorted and distinct (flat indices into the weight); each mask holds
         the faulted bits of its weight. ``pass_index`` defaults to the next pass.
         """
-        _, w_idx, masks, events = self._map(self._pass if pass_index is None else pass_index)
+        if pass_index is None:
+            t = self._pass
+        else:
+            if isinstance(pass_index, bool) or not isinstance(pass_index, numbers.Integral) or pass_index < 0:
+                raise ConfigError(f"pass_index must be a non-negative integer, got {pass_index!r}")
+            t = int(pass_index)
+        _, w_idx, masks, events = self._map(t)
         return w_idx, masks, events
 
     def _map(self, t: int) -> tuple[Any, torch.Tensor, torch.Tensor, int]:
@@ -422,8 +430,7 @@ class BitFlip(nn.Module):
         if w_idx.numel() == 0:
             self._count(0, 0, None)
             return codes
-        dev = codes.device
-        if dev.type == "cpu":
+        if numpy_ok(codes):
             out, changed, dev_counts = self._apply_numpy(codes, buf, w_idx, masks)
         else:
             out, changed, dev_counts = self._apply_torch(codes, buf, key, w_idx, masks)

@@ -112,3 +112,11 @@ def test_derive_seed_is_stable():
     assert derive_seed(0, "conv1") != derive_seed(0, "conv2")
     assert derive_seed(0, "conv1") != derive_seed(1, "conv1")
     assert 0 <= derive_seed("x") < 2**63
+
+
+def test_integer_likes_seed_as_the_ints_they_stand_for():
+    import numpy as np
+
+    assert derive_seed("transient", np.int64(3), 7) == derive_seed("transient", 3, 7)
+    with pytest.raises(TypeError):
+        derive_seed("x", 1.5)
