@@ -93,7 +93,7 @@ class FloatAdapter(QuantizerAdapter):
         layout = (-1,) + (1,) * (w.dim() - 1)
 
         def build_quantizer(graph: fx.Graph) -> fx.Node:
-            kwargs = {"cache": True} if ctx.cfg.cache else {}
+            kwargs: dict[str, fx.node.Argument] = {"cache": True} if ctx.cfg.cache else {}
             s = graph.call_function(ops.symmetric_scale, (weight, bits, 0), kwargs)
             holder["scale"] = s
             return graph.call_function(ops.fake_quantize, (weight, s, qmin, qmax, 0))
