@@ -39,7 +39,8 @@ demo: venv graphviz
 
 # Benchmarks (docs/performance.md): about an hour on 2 cores; keep the machine otherwise idle.
 bench: venv
-	cd benchmarks && $(abspath $(PY)) bench_overhead.py && $(abspath $(PY)) bench_memory.py \
+	cd benchmarks && $(abspath $(PY)) bench_overhead.py && $(abspath $(PY)) bench_noise.py \
+	  && $(abspath $(PY)) bench_memory.py \
 	  && $(abspath $(PY)) bench_transform.py && $(abspath $(PY)) bench_sweep.py \
 	  && $(abspath $(PY)) profile_overhead.py && $(abspath $(PY)) report.py
 

@@ -1,6 +1,6 @@
 """Extra peak memory of the faulty model over the clean one, during inference.
 
-One fresh subprocess per configuration: it builds the model, resets the peak-RSS counter
+Fresh subprocesses per configuration (three; the median and the range are reported): it builds the model, resets the peak-RSS counter
 (``/proc/self/clear_refs``), runs clean forward passes and reads the peak; transforms the model
 (its own peak is reported apart); resets again, runs faulty passes and reads the peak. The extra
 peak is the difference, so it includes every buffer the faulty model keeps.
@@ -71,6 +71,9 @@ print(json.dumps({"weights": weights, "clean": clean, "faulty": faulty_peak, "he
 """
 
 
+RUNS = 3  # fresh processes per row; the row reports the median run and the range
+
+
 def measure(model: str, batch: int, variant: str, env: dict[str, str]) -> dict:
     out = subprocess.run([sys.executable, "-c", CHILD, model, str(batch), variant],
                          capture_output=True, text=True, check=True, env={**os.environ, **env})
@@ -83,13 +86,17 @@ def run() -> dict:
     for env_name, env in envs.items():
         for model, batch in (("lsq_resnet18_cifar", 32), ("resnet50_own8", 1)):
             for variant in ("transient-cache", "persistent-cache", "transient-nocache", "persistent-nocache"):
-                r = min((measure(model, batch, variant, env) for _ in range(2)),
-                        key=lambda d: d["faulty"] - d["clean"])
+                runs = sorted((measure(model, batch, variant, env) for _ in range(RUNS)),
+                              key=lambda d: d["faulty"] - d["clean"])
+                r = runs[len(runs) // 2]  # the median run
                 extra = r["faulty"] - r["clean"]
+                w = r["weights"]
                 row = {"malloc": env_name, "model": model, "batch": batch, "variant": variant,
-                       "weights_mb": r["weights"] / 2**20, "extra_peak_mb": extra / 2**20,
-                       "extra_over_weights": extra / r["weights"],
-                       "transform_peak_over_weights": r["transform"] / r["weights"]}
+                       "runs": RUNS, "weights_mb": w / 2**20, "extra_peak_mb": extra / 2**20,
+                       "extra_over_weights": extra / w,
+                       "extra_over_weights_min": (runs[0]["faulty"] - runs[0]["clean"]) / w,
+                       "extra_over_weights_max": (runs[-1]["faulty"] - runs[-1]["clean"]) / w,
+                       "transform_peak_over_weights": r["transform"] / w}
                 rows.append(row)
                 print(f"{env_name:30} {model:20} b={batch:<3} {variant:19} weights {row['weights_mb']:6.1f} MB  "
                       f"extra peak {row['extra_over_weights']:5.2f} x  transform peak "

@@ -66,13 +66,24 @@ def dense(data: dict) -> str:
     return "\n".join(out)
 
 
+def noise(data: dict) -> str:
+    out = ["| model | batch | runs × rounds | A/A ratio: min | median | max |", "|---|---|---|---|---|---|"]
+    for r in data["rows"]:
+        out.append(f"| {r['model']} | {r['batch']} | {r['runs']} × {r['rounds']} | {r['min']:.3f} | "
+                   f"{r['median']:.3f} | {r['max']:.3f} |")
+    return "\n".join(out)
+
+
 def memory(data: dict) -> str:
-    out = ["| malloc | model | batch | variant | weights MB | extra peak (× weights) | transform peak (× weights) |",
+    out = ["| malloc | model | batch | variant | weights MB | extra peak (× weights), median [range] "
+           "| transform peak (× weights) |",
            "|---|---|---|---|---|---|---|"]
     for r in data["rows"]:
+        rng = (f" [{r['extra_over_weights_min']:.2f}, {r['extra_over_weights_max']:.2f}]"
+               if "extra_over_weights_min" in r else "")
         out.append(
             f"| {r['malloc']} | {r['model']} | {r['batch']} | {r['variant']} | {r['weights_mb']:.1f} | "
-            f"{r['extra_over_weights']:.2f} | {r['transform_peak_over_weights']:.2f} |"
+            f"{r['extra_over_weights']:.2f}{rng} | {r['transform_peak_over_weights']:.2f} |"
         )
     return "\n".join(out)
 
@@ -92,7 +103,7 @@ def sweep(data: dict) -> str:
 
 
 def main() -> None:
-    for name, fn in (("overhead", overhead), ("overhead", dense), ("memory", memory),
+    for name, fn in (("overhead", overhead), ("overhead", dense), ("noise", noise), ("memory", memory),
                      ("transform", transform), ("sweep", sweep)):
         data = load(name)
         if data is None:

@@ -3,7 +3,7 @@
 Registered into ``fxfault``'s command line by :func:`add_parser`; also runs on its own::
 
     python -m fxfault.campaign_cli sweep demo-cnn --data digits --bers 1e-4,1e-3 --trials 5 --out sweep-out
-    torchrun --nproc_per_node=4 -m fxfault.campaign_cli sweep ...     # pairs shared by 4 ranks
+    torchrun --nproc_per_node=4 -m fxfault sweep ...                  # pairs shared by 4 ranks
 
 It writes ``results.jsonl`` (resumable), ``summary.csv``, ``plot.png`` and ``report.md``
 into ``--out`` and prints the table.

@@ -53,7 +53,7 @@ def test_two_ranks_match_one_process_and_resume(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
     env.update(OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-           f"--master_port={_free_port()}", "-m", "fxfault.campaign_cli", "sweep", "demo-cnn",
+           f"--master_port={_free_port()}", "-m", "fxfault", "sweep", "demo-cnn",
            "--data", "digits", "--batch-size", "128", "--bers", ",".join(map(str, bers)),
            "--trials", str(trials), "--out", str(tmp_path), "--quiet"]
     proc = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=240)
