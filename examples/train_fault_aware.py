@@ -66,12 +66,13 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="tiny settings (CI smoke test)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--trials", type=int, default=None, help="fault trials per BER (default 5)")
     p.add_argument("--target-ber", type=float, default=1e-2, help="BER at the end of the ramp")
     args = p.parse_args(argv)
     torch.set_flush_denormal(True)
     t0 = time.perf_counter()
     epochs = 2 if args.quick else 8
-    trials = 2 if args.quick else 5
+    trials = args.trials or (2 if args.quick else 5)
     limit = 256 if args.quick else None
     bers = [1e-3, 1e-2] if args.quick else [1e-4, 1e-3, 5e-3, 1e-2, 2e-2, 5e-2]
     schedule = BerSchedule(args.target_ber, kind="exp", start=args.target_ber / 100, warmup=max(1, epochs // 2))
