@@ -1,8 +1,9 @@
 """Forward-time overhead of fault injection against the clean model, and against the usual
 dense-mask injector, with interleaved repeats and medians measured in the same run.
 
-    .venv/bin/python benchmarks/bench_overhead.py            # full run (about 15 minutes)
+    .venv/bin/python benchmarks/bench_overhead.py            # full run (about 30 minutes)
     .venv/bin/python benchmarks/bench_overhead.py --quick    # a smaller run
+    .venv/bin/python benchmarks/bench_overhead.py --only resnet50_own8:32   # rerun one block
 
 (a) the test-double CIFAR ResNet-18 (LSQ, 4-bit middle layers, 8-bit first and last);
 (b) torchvision resnet50 with fxfault's own 8-bit weight quantizer (float_bits=8);
@@ -13,10 +14,11 @@ Writes benchmarks/results/overhead.json and prints a table.
 from __future__ import annotations
 
 import argparse
+import json
 
 import torch
 import torchvision
-from common import dense_variant, interleaved, median_ms, setup, write
+from common import RESULTS, dense_variant, interleaved, median_ms, setup, write
 
 import fxfault
 from fxfault import FaultConfig
@@ -33,14 +35,16 @@ def models(quick: bool):
         yield "resnet50_own8", r50, (3, 224, 224), {"float_bits": 8}
 
 
-def run(quick: bool) -> dict:
+def run(quick: bool, only: str | None = None, big_rounds: int = 11) -> dict:
     rows = []
     for name, model, shape, extra in models(quick):
         batches = (1,) if quick else (1, 32)
         for batch in batches:
+            if only is not None and only != f"{name}:{batch}":
+                continue
             x = torch.randn(batch, *shape, generator=torch.Generator().manual_seed(0))
             big = batch * shape[-1] * shape[-2] >= 32 * 224 * 224
-            repeats = 5 if big else (9 if quick else 21)
+            repeats = big_rounds if big else (9 if quick else 21)
             for mode in ("transient", "persistent"):
                 bers = (0.0, 1e-6, 1e-4, 1e-2) if mode == "transient" else (1e-6, 1e-4, 1e-2)
                 for ber in bers:
@@ -93,7 +97,15 @@ if __name__ == "__main__":
     p = argparse.ArgumentParser()
     p.add_argument("--quick", action="store_true")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--only", metavar="MODEL:BATCH",
+                   help="rerun one model and batch (e.g. resnet50_own8:32) and replace its rows")
+    p.add_argument("--big-rounds", type=int, default=11, help="rounds for resnet50 at batch 32")
     a = p.parse_args()
     setup(a.threads)
-    out = run(a.quick)
+    out = run(a.quick, a.only, a.big_rounds)
+    if a.only:
+        old = json.loads((RESULTS / "overhead.json").read_text())
+        model_name, batch = a.only.split(":")
+        keep = [r for r in old["rows"] if (r["model"], str(r["batch"])) != (model_name, batch)]
+        out = {"rows": keep + out["rows"]}
     print("wrote", write("overhead_quick" if a.quick else "overhead", out))

@@ -74,6 +74,16 @@ def noise(data: dict) -> str:
     return "\n".join(out)
 
 
+def profile(data: dict) -> str:
+    out = ["| mode | BER | clean ms | faulty ms | difference ms | inside fxfault ms | of which |",
+           "|---|---|---|---|---|---|---|"]
+    for r in data["rows"]:
+        parts = ", ".join(f"{k.strip()} {v:.2f}" for k, v in r["breakdown_ms"].items())
+        out.append(f"| {r['mode']} | {r['ber']:g} | {r['clean_ms']:.1f} | {r['faulty_ms']:.1f} | "
+                   f"{r['overhead_ms']:.1f} | {r['inside_fxfault_ms']:.2f} | {parts} |")
+    return "\n".join(out)
+
+
 def memory(data: dict) -> str:
     out = ["| malloc | model | batch | variant | weights MB | extra peak (× weights), median [range] "
            "| transform peak (× weights) |",
@@ -104,7 +114,7 @@ def sweep(data: dict) -> str:
 
 def main() -> None:
     for name, fn in (("overhead", overhead), ("overhead", dense), ("noise", noise), ("memory", memory),
-                     ("transform", transform), ("sweep", sweep)):
+                     ("transform", transform), ("sweep", sweep), ("profile", profile)):
         data = load(name)
         if data is None:
             print(f"(no results/{name}.json: run benchmarks/bench_{name}.py)\n")
