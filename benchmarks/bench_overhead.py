@@ -35,14 +35,16 @@ def models(quick: bool):
         yield "resnet50_own8", r50, (3, 224, 224), {"float_bits": 8}
 
 
-def run(quick: bool, only: str | None = None, big_rounds: int = 11) -> dict:
+def run(quick: bool, only: str | None = None, big_rounds: int = 11, device: str = "cpu") -> dict:
     rows = []
+    sync = device.startswith("cuda")
     for name, model, shape, extra in models(quick):
+        model = model.to(device)
         batches = (1,) if quick else (1, 32)
         for batch in batches:
             if only is not None and only != f"{name}:{batch}":
                 continue
-            x = torch.randn(batch, *shape, generator=torch.Generator().manual_seed(0))
+            x = torch.randn(batch, *shape, generator=torch.Generator().manual_seed(0)).to(device)
             big = batch * shape[-1] * shape[-2] >= 32 * 224 * 224
             repeats = big_rounds if big else (9 if quick else 21)
             for mode in ("transient", "persistent"):
@@ -57,10 +59,10 @@ def run(quick: bool, only: str | None = None, big_rounds: int = 11) -> dict:
                         dense = dense_variant(model, cfg)
                         fns["dense"] = lambda: dense(x)
                     with torch.no_grad():
-                        t = interleaved(fns, repeats=repeats)
+                        t = interleaved(fns, repeats=repeats, sync=sync)
                     med = {k: median_ms(v) for k, v in t.items()}
                     row = {
-                        "model": name, "batch": batch, "mode": mode, "ber": ber,
+                        "model": name, "batch": batch, "mode": mode, "ber": ber, "device": device,
                         "median_ms": med, "repeats": repeats,
                         "ratio": med["faulty"] / med["clean"],
                     }
@@ -100,12 +102,16 @@ if __name__ == "__main__":
     p.add_argument("--only", metavar="MODEL:BATCH",
                    help="rerun one model and batch (e.g. resnet50_own8:32) and replace its rows")
     p.add_argument("--big-rounds", type=int, default=11, help="rounds for resnet50 at batch 32")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (results go to overhead_cuda.json)")
     a = p.parse_args()
     setup(a.threads)
-    out = run(a.quick, a.only, a.big_rounds)
+    out = run(a.quick, a.only, a.big_rounds, a.device)
+    name = "overhead" if a.device == "cpu" else f"overhead_{a.device.split(':')[0]}"
+    if a.quick:
+        name += "_quick"
     if a.only:
-        old = json.loads((RESULTS / "overhead.json").read_text())
+        old = json.loads((RESULTS / f"{name}.json").read_text())
         model_name, batch = a.only.split(":")
         keep = [r for r in old["rows"] if (r["model"], str(r["batch"])) != (model_name, batch)]
         out = {"rows": keep + out["rows"]}
-    print("wrote", write("overhead_quick" if a.quick else "overhead", out))
+    print("wrote", write(name, out))

@@ -100,6 +100,7 @@ class DenseFlip(nn.Module):
         self.bits = site.bits
         self.ber = site.ber
         self.offset = 1 << (site.bits - 1) if site.qmin < 0 else 0
+        self.seed = seed
         self.gen = torch.Generator().manual_seed(seed)
         self._keep_clean = None
 
@@ -113,6 +114,8 @@ class DenseFlip(nn.Module):
         if self.ber <= 0:
             return codes
         k = self.bits
+        if self.gen.device != codes.device:  # the draws happen where the codes live
+            self.gen = torch.Generator(device=codes.device).manual_seed(self.seed)
         mask = torch.rand(codes.numel(), k, generator=self.gen, device=codes.device) < self.ber
         weights = 1 << torch.arange(k, dtype=torch.int64, device=codes.device)
         flips = (mask.to(torch.int64) * weights).sum(1).reshape(codes.shape)
