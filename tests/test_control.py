@@ -80,3 +80,13 @@ def test_clear_cache_picks_up_writes_through_data(cnn, digits_x):
     assert not torch.equal(stale, fresh), "the cache was not stale: this test proves nothing"
     with pytest.raises(TypeError, match="fxfault.transform"):
         fxfault.clear_cache(model)
+
+
+def test_fault_list_pass_index_is_checked_and_integer_likes_are_ints(cnn):
+    import numpy as np
+
+    gm = fxfault.transform(cnn, FaultConfig(ber=0.05, seed=1))
+    assert fxfault.fault_list(gm, np.int64(3)) == fxfault.fault_list(gm, 3)
+    for bad in (-1, 1.5, True, "2"):
+        with pytest.raises(ConfigError, match="pass_index must be a non-negative integer"):
+            fxfault.fault_list(gm, bad)
