@@ -76,6 +76,11 @@ class SiteStats:
 class BitFlip(nn.Module):
     """One fault site: applies bit faults to the integer codes of one quantized weight."""
 
+    # derived from the rates by the ``_rates`` setter
+    _rate_list: list[float]
+    _any_rate: bool
+    _groups: list[tuple[float, np.ndarray]]
+
     def __init__(
         self,
         *,
@@ -118,7 +123,7 @@ class BitFlip(nn.Module):
         self.encoding: Encoding = make_encoding(encoding, self.bits, self.qmin, self.qmax, where=name)
         self.bit_rates = bit_rates
         self.ber = float(ber)
-        self._set_rates(plane_rates(bit_rates, self.bits, self.ber, where=name))
+        self._rates = plane_rates(bit_rates, self.bits, self.ber, where=name)
         self.enabled = True
         self.in_training = in_training
         self.in_inference = in_inference
@@ -145,8 +150,10 @@ class BitFlip(nn.Module):
         _REGISTRY[self._handle] = self
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        legacy = state.pop("_rates", None)  # pickles from before _rates was a property
         super().__setstate__(state)
-        self._set_rates(self._rates)
+        if legacy is not None:
+            self._rates = legacy
         self._cache = {}
         self._dev_cache = {}
         self._memo = {}
@@ -205,12 +212,26 @@ class BitFlip(nn.Module):
                 "a preset such as 'msb_only'"
             )
         self.ber = float(ber)
-        self._set_rates(plane_rates(self.bit_rates, self.bits, self.ber, where=self.name))
+        self._rates = plane_rates(self.bit_rates, self.bits, self.ber, where=self.name)
         self.clear_cache()
 
-    def _set_rates(self, rates: list[float]) -> None:
-        self._rates = rates
-        self._any_rate = any(r > 0 for r in rates)
+    @property
+    def _rates(self) -> list[float]:
+        """Per-bit rates, LSB first; setting them also sets what is derived from them."""
+        return self._rate_list
+
+    @_rates.setter
+    def _rates(self, rates: list[float]) -> None:
+        rates = [float(r) for r in rates]
+        groups: dict[float, list[int]] = {}
+        for plane, r in enumerate(rates):
+            if r > 0:
+                groups.setdefault(r, []).append(plane)
+        # plain attributes: skip nn.Module.__setattr__
+        self.__dict__["_rate_list"] = rates
+        self.__dict__["_any_rate"] = bool(groups)
+        # one Bernoulli walk per distinct rate, by ascending rate
+        self.__dict__["_groups"] = [(r, np.asarray(groups[r], dtype=np.int64)) for r in sorted(groups)]
 
     def clear_cache(self) -> None:
         """Forget drawn fault maps and cached results (they are recomputed on demand)."""
@@ -349,7 +370,7 @@ class BitFlip(nn.Module):
         gen.manual_seed(derive_seed(*key, self.name))
         ws: list[np.ndarray] = []
         bs: list[np.ndarray] = []
-        for r, group in self._rate_groups():
+        for r, group in self._groups:
             hits = bernoulli_positions_np(self.numel * group.size, r, gen)
             if not hits.size:
                 continue
@@ -365,20 +386,6 @@ class BitFlip(nn.Module):
         if len(ws) == 1:
             return _pairs_to_masks(torch.from_numpy(ws[0]), torch.from_numpy(bs[0]), sorted_=True)
         return _pairs_to_masks(torch.from_numpy(np.concatenate(ws)), torch.from_numpy(np.concatenate(bs)))
-
-    def _rate_groups(self) -> list[tuple[float, np.ndarray]]:
-        """The bit planes grouped by rate (one Bernoulli walk per group), by ascending rate."""
-        rates = tuple(self._rates)
-        cached = self.__dict__.get("_groups")
-        if cached is not None and cached[0] == rates:
-            return cached[1]  # type: ignore[no-any-return]
-        groups: dict[float, list[int]] = {}
-        for plane, r in enumerate(rates):
-            if r > 0:
-                groups.setdefault(r, []).append(plane)
-        out = [(r, np.asarray(groups[r], dtype=np.int64)) for r in sorted(groups)]
-        self.__dict__["_groups"] = (rates, out)
-        return out
 
     def _generator(self) -> torch.Generator:
         gen = self.__dict__.get("_gen")
