@@ -62,11 +62,18 @@ def train(model: nn.Module, *, epochs: int, seed: int, schedule: BerSchedule | N
     return model
 
 
+def _positive(text: str) -> int:
+    n = int(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return n
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="tiny settings (CI smoke test)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--trials", type=int, default=None, help="fault trials per BER (default 5)")
+    p.add_argument("--trials", type=_positive, default=None, help="fault trials per BER (default 5)")
     p.add_argument("--target-ber", type=float, default=1e-2, help="BER at the end of the ramp")
     args = p.parse_args(argv)
     torch.set_flush_denormal(True)
