@@ -102,15 +102,14 @@ class DenseFlip(nn.Module):
         self.offset = 1 << (site.bits - 1) if site.qmin < 0 else 0
         self.seed = seed
         self.gen = torch.Generator().manual_seed(seed)
-        self._keep_clean = None
 
-    def fast_ok(self, codes: torch.Tensor | None = None) -> bool:
+    def cached(self, pass_: object) -> bool:  # the graph's ops ask: never use buffers
         return False
 
-    def codes_cache_ok(self) -> bool:
-        return False
+    def observe_clean(self, x: torch.Tensor) -> None:
+        pass
 
-    def forward(self, codes: torch.Tensor) -> torch.Tensor:
+    def forward(self, codes: torch.Tensor, pass_: object = None, sources: object = None) -> torch.Tensor:
         if self.ber <= 0:
             return codes
         k = self.bits

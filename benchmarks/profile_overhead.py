@@ -17,8 +17,8 @@ from common import interleaved, setup, write
 from torch.profiler import ProfilerActivity, profile
 
 import fxfault
-import fxfault.faults.site as site_module
 import fxfault.ops as ops
+from fxfault.faults.cache import Buffers
 from fxfault.faults.site import BitFlip
 from fxfault.testing import lsq_resnet18
 
@@ -37,14 +37,13 @@ def _timed(name, fn):
 
 
 def instrument() -> None:
-    # only inner functions: wrapping ops.dequantize itself would add a reference to the
-    # clean weight and switch off the in-place path
-    ops._patch_in_place = _timed("dequantize: in place", ops._patch_in_place)
-    ops._dequantize_fast = _timed("dequantize: buffer", ops._dequantize_fast)
-    ops._dequantize_impl = _timed("dequantize: copy", ops._dequantize_impl)
-    ops._quantize_impl = _timed("quantize: compute", ops._quantize_impl)
+    ops.quantize = _timed("quantize", ops.quantize)
+    ops.dequantize = _timed("dequantize", ops.dequantize)
+    ops._dequantize_impl = _timed("  of which: copy and compare", ops._dequantize_impl)
+    ops._quantize_impl = _timed("  of which: compute codes", ops._quantize_impl)
+    Buffers.write = _timed("  of which: buffer writes", Buffers.write)
     BitFlip.inject = _timed("flip (sampling + apply)", BitFlip.inject)
-    site_module.BitFlip._draw = _timed("  of which sampling", site_module.BitFlip._draw)
+    BitFlip._draw = _timed("  of which: sampling", BitFlip._draw)
 
 
 def top_ops(fn, n: int = 10) -> list[tuple[str, float]]:

@@ -1,267 +1,43 @@
-"""Run-time control of a transformed model, without re-tracing.
+"""Compatibility: this module moved to :mod:`fxfault.runtime.control` in fxfault 0.2; both paths work."""
 
-Example::
+from .runtime.control import (
+    FaultStats as FaultStats,
+)
+from .runtime.control import (
+    SiteCounters as SiteCounters,
+)
+from .runtime.control import (
+    clear_cache as clear_cache,
+)
+from .runtime.control import (
+    disabled as disabled,
+)
+from .runtime.control import (
+    fault_list as fault_list,
+)
+from .runtime.control import (
+    fault_sites as fault_sites,
+)
+from .runtime.control import (
+    plan_of as plan_of,
+)
+from .runtime.control import (
+    resample as resample,
+)
+from .runtime.control import (
+    reset_stats as reset_stats,
+)
+from .runtime.control import (
+    select_sites as select_sites,
+)
+from .runtime.control import (
+    set_ber as set_ber,
+)
+from .runtime.control import (
+    set_enabled as set_enabled,
+)
+from .runtime.control import (
+    stats as stats,
+)
 
-    >>> faulty = fxfault.transform(model, ber=1e-3, seed=0)
-    >>> with fxfault.disabled(faulty):       # a clean forward of the same graph
-    ...     clean_out = faulty(x)
-    >>> fxfault.set_ber(faulty, 1e-2)        # all sites
-    >>> fxfault.resample(faulty, seed=3)     # a new trial / fault map
-    >>> print(fxfault.stats(faulty))         # flips, affected weights, observed vs configured BER
-"""
-
-from __future__ import annotations
-
-import contextlib
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass
-from fnmatch import fnmatchcase
-from typing import Any
-
-from torch import fx, nn
-
-from .config import _as_rate, check_patterns
-from .errors import ConfigError
-from .faults.plan import FaultPlan
-from .faults.site import BitFlip
-from .transform import SITES_MODULE
-
-__all__ = [
-    "FaultStats",
-    "SiteCounters",
-    "clear_cache",
-    "disabled",
-    "fault_list",
-    "fault_sites",
-    "resample",
-    "reset_stats",
-    "set_ber",
-    "set_enabled",
-    "stats",
-]
-
-
-def fault_sites(gm: nn.Module) -> list[BitFlip]:
-    """The :class:`BitFlip` site modules of ``gm``, in graph order."""
-    container = getattr(gm, SITES_MODULE, None)
-    if not isinstance(gm, fx.GraphModule) or not isinstance(container, nn.Module):
-        raise TypeError(
-            f"expected a model returned by fxfault.transform, got {type(gm).__name__}; "
-            "call fxfault.transform(model, cfg) first"
-        )
-    by_target = {f"{SITES_MODULE}.{n}": m for n, m in container.named_children()}
-    out: list[BitFlip] = []
-    for node in gm.graph.nodes:
-        if node.op == "call_module" and node.target in by_target:
-            site = by_target.pop(node.target)
-            if isinstance(site, BitFlip):
-                out.append(site)
-    out.extend(m for m in by_target.values() if isinstance(m, BitFlip))
-    return out
-
-
-def _select(gm: nn.Module, layers: str | Iterable[str] | None, what: str) -> list[BitFlip]:
-    sites = fault_sites(gm)
-    if layers is None:
-        return sites
-    pats = [layers] if isinstance(layers, str) else list(layers)
-    names = [s.name for s in sites]
-    check_patterns(what, pats, names, kind="fault site")
-    return [s for s in sites if any(s.name == p or fnmatchcase(s.name, p) for p in pats)]
-
-
-def plan_of(gm: nn.Module) -> FaultPlan:
-    sites = fault_sites(gm)
-    plan = getattr(gm, "fxfault_plan", None)
-    if isinstance(plan, FaultPlan):
-        return plan
-    if sites:
-        return sites[0].plan
-    raise TypeError("this model has no fault sites")
-
-
-@contextlib.contextmanager
-def disabled(gm: nn.Module, layers: str | Iterable[str] | None = None) -> Iterator[nn.Module]:
-    """Turn the faults of ``gm`` (or of the ``layers`` given) off inside the block.
-
-    The graph is unchanged; forward passes inside are bit-identical to the original model's.
-    """
-    sites = _select(gm, layers, "disabled(layers=...)")
-    before = [s.enabled for s in sites]
-    for s in sites:
-        s.enabled = False
-    try:
-        yield gm
-    finally:
-        for s, flag in zip(sites, before):
-            s.enabled = flag
-
-
-def set_enabled(gm: nn.Module, enabled: bool, layers: str | Iterable[str] | None = None) -> None:
-    """Switch the faults of all sites (or of ``layers``) on or off until switched again."""
-    if not isinstance(enabled, bool):
-        raise TypeError(f"enabled must be True or False, got {enabled!r}")
-    for s in _select(gm, layers, "set_enabled(layers=...)"):
-        s.enabled = enabled
-
-
-def set_ber(gm: nn.Module, ber: float | str, layers: str | Iterable[str] | None = None) -> None:
-    """Set the bit-error rate of all sites (or of ``layers``) without re-tracing.
-
-    Persistent fault maps are redrawn at the new rate with the same trial seed.
-    """
-    value = _as_rate(ber, "ber")
-    for s in _select(gm, layers, "set_ber(layers=...)"):
-        s.set_ber(value)
-
-
-def resample(gm: nn.Module, seed: int | None = None) -> None:
-    """Start a new trial: new persistent fault maps, restarted transient streams.
-
-    With ``seed`` the trial is reproducible from that seed alone; without it the next trial of
-    the current seed is drawn.
-    """
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
-        raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
-    plan = plan_of(gm)
-    plan.resample(seed)
-    for s in fault_sites(gm):
-        s._pass = 0
-        s.clear_cache()
-
-
-def fault_list(gm: nn.Module, pass_index: int | None = None) -> list[tuple[str, int, int]]:
-    """The faults of a forward pass as ``(site, flat_index, bit)`` triples (bit 0 = LSB).
-
-    By default the faults of each site's *next* pass (for persistent maps: the current trial).
-    ``FaultConfig(faults=fxfault.fault_list(gm))`` replays them exactly.
-    """
-    out: list[tuple[str, int, int]] = []
-    for s in fault_sites(gm):
-        w_idx, masks, _ = s.fault_map(pass_index)
-        for w, m in zip(w_idx.tolist(), masks.tolist()):
-            out.extend((s.name, w, b) for b in range(s.bits) if (m >> b) & 1)
-    return out
-
-
-@dataclass
-class SiteCounters:
-    """Statistics of one site (or the total), as plain numbers."""
-
-    name: str
-    bits: int
-    weights: int
-    passes: int
-    events: int
-    changed_bits: int
-    changed_weights: int
-    exposed_bits: int
-    configured_rate: float
-    observed_rate: float
-
-
-@dataclass
-class FaultStats:
-    """Per-site and total fault statistics; ``print(stats)`` shows a table."""
-
-    sites: list[SiteCounters]
-    total: SiteCounters
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"sites": [asdict(s) for s in self.sites], "total": asdict(self.total)}
-
-    def table(self) -> str:
-        head = ("site", "bits", "weights", "passes", "events", "chg bits", "chg wts", "exposed",
-                "observed", "configured")
-        rows = [head]
-        for c in [*self.sites, self.total]:
-            rows.append(
-                (c.name, str(c.bits) if c.bits else "", str(c.weights), str(c.passes),
-                 str(c.events), str(c.changed_bits), str(c.changed_weights), str(c.exposed_bits),
-                 f"{c.observed_rate:.3e}", f"{c.configured_rate:.3e}")
-            )
-        return _format_table(rows, total=True)
-
-    def __str__(self) -> str:
-        return self.table()
-
-
-def _format_table(rows: Sequence[Sequence[str]], *, total: bool = False) -> str:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-
-    def fmt(r: Sequence[str]) -> str:
-        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
-
-    lines = [fmt(rows[0]), "  ".join("-" * w for w in widths)]
-    body = [fmt(r) for r in rows[1:]]
-    if total and body:
-        lines += [*body[:-1], "  ".join("-" * w for w in widths), body[-1]]
-    else:
-        lines += body
-    return "\n".join(lines)
-
-
-def stats(gm: nn.Module) -> FaultStats:
-    """Fault statistics per site and in total since the last :func:`reset_stats`."""
-    rows: list[SiteCounters] = []
-    for s in fault_sites(gm):
-        st = s.stats
-        st.settle()
-        configured = s.configured_rate()
-        rows.append(
-            SiteCounters(
-                name=s.name,
-                bits=s.bits,
-                weights=s.numel,
-                passes=st.passes,
-                events=st.events,
-                changed_bits=st.changed_bits,
-                changed_weights=st.changed_weights,
-                exposed_bits=st.exposed_bits,
-                configured_rate=configured,
-                observed_rate=st.events / st.exposed_bits if st.exposed_bits else 0.0,
-            )
-        )
-    exposed = sum(r.exposed_bits for r in rows)
-    events = sum(r.events for r in rows)
-    if exposed:
-        configured = sum(r.configured_rate * r.exposed_bits for r in rows) / exposed
-    else:
-        bits = sum(r.weights * r.bits for r in rows)
-        configured = sum(r.configured_rate * r.weights * r.bits for r in rows) / bits if bits else 0.0
-    total = SiteCounters(
-        name="total",
-        bits=0,
-        weights=sum(r.weights for r in rows),
-        passes=max((r.passes for r in rows), default=0),
-        events=events,
-        changed_bits=sum(r.changed_bits for r in rows),
-        changed_weights=sum(r.changed_weights for r in rows),
-        exposed_bits=exposed,
-        configured_rate=configured,
-        observed_rate=events / exposed if exposed else 0.0,
-    )
-    return FaultStats(rows, total)
-
-
-def clear_cache(gm: nn.Module) -> None:
-    """Forget every site's eval-mode cache (clean codes, faulted buffers, drawn maps).
-
-    Caches are keyed by the version counters of the weights and scales, which every in-place
-    write through the tensor bumps (optimizer steps, ``load_state_dict``, ``w.add_()``). Writes
-    through ``.data`` (``p.data.add_(...)``, ``p.data = ...``) bypass the counter: after such a
-    write, in eval mode, call this. Fault maps are unchanged (they are redrawn identically).
-    """
-    from . import ops
-
-    for s in fault_sites(gm):
-        s.clear_cache()
-    ops.clear_scales()
-
-
-def reset_stats(gm: nn.Module) -> None:
-    """Zero the statistics of every site."""
-    from .faults.site import SiteStats
-
-    for s in fault_sites(gm):
-        s.stats = SiteStats()
+__all__ = ['FaultStats', 'SiteCounters', 'clear_cache', 'disabled', 'fault_list', 'fault_sites', 'plan_of', 'resample', 'reset_stats', 'select_sites', 'set_ber', 'set_enabled', 'stats']

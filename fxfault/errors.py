@@ -8,8 +8,10 @@ class that describes it best (``ValueError`` for bad values, ``TypeError`` for b
 from __future__ import annotations
 
 __all__ = [
+    "AdapterError",
     "ConfigError",
     "FxFaultError",
+    "GraphvizError",
     "NoSitesError",
     "QuantizerMismatchError",
     "ResultsMismatchError",
@@ -44,3 +46,11 @@ class QuantizerMismatchError(FxFaultError, ValueError):
 
 class ResultsMismatchError(FxFaultError, ValueError):
     """A campaign result file belongs to a different model or config."""
+
+
+class AdapterError(FxFaultError, RuntimeError):
+    """A quantizer adapter broke its contract (a bug in the adapter, not in the model)."""
+
+
+class GraphvizError(FxFaultError, RuntimeError):
+    """The Graphviz ``dot`` program is missing or failed to render a graph."""

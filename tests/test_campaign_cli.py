@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from fxfault.campaign import SweepResult
-from fxfault.campaign.data import load_data
-from fxfault.campaign_cli import add_parser, load_model_arg, main, parse_bers
+from fxfault.cli.data import load_data
+from fxfault.cli.sweep import add_parser, load_model_arg, main, parse_bers
 from fxfault.testing import lsq_small_cnn
 
 

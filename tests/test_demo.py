@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from fxfault.campaign import SweepResult
-from fxfault.demo import run_demo
+from fxfault.cli.demo import run_demo
 
 
 @pytest.mark.slow

@@ -30,7 +30,7 @@ def test_inserted_nodes_and_rewired_consumers_per_site(cnn):
     (r,) = s.rewired
     assert (r.consumer, r.reads, r.was) == ("conv2d_1", "conv2_weight_straight_through", "conv2_quan_w_fn")
     assert "conv2_weight_straight_through" in r.code
-    assert d.inserted == 21 and d.rewired == 3
+    assert d.inserted == 22 and d.rewired == 3  # 7 nodes per site and the pass clock
     assert d.nodes_after == len(gm.graph.nodes) == d.nodes_before + d.inserted
     assert all(torch.equal(v, cnn.state_dict()[k]) for k, v in before.items())
 
@@ -38,7 +38,7 @@ def test_inserted_nodes_and_rewired_consumers_per_site(cnn):
 def test_diff_as_text_and_data(cnn):
     d = diff(cnn, fxfault.transform(cnn, ber=1e-3))
     text = str(d)
-    assert text.startswith("fxfault diff of SmallCNN: 3 sites, 21 nodes inserted")
+    assert text.startswith("fxfault diff of SmallCNN: 3 sites, 22 nodes inserted")
     assert "+ conv1_weight_flip" in text
     assert "~ conv2d now reads conv1_weight_straight_through instead of conv1_quan_w_fn" in text
     data = json.loads(json.dumps(d.to_dict()))

@@ -5,8 +5,8 @@ import sys
 
 import pytest
 
+from fxfault.cli.inspect import add_parser, main, run
 from fxfault.export import read_json
-from fxfault.inspect_cli import add_parser, main, run
 
 requires_dot = pytest.mark.skipif(
     shutil.which("dot") is None, reason="needs the Graphviz 'dot' program (apt-get install graphviz)"
@@ -68,7 +68,7 @@ def test_add_parser_wires_into_a_parent_cli():
 @pytest.mark.slow
 def test_runs_as_a_module(tmp_path):
     out = subprocess.run(
-        [sys.executable, "-m", "fxfault.inspect_cli", "demo-cnn", "--out", str(tmp_path / "g.dot")],
+        [sys.executable, "-m", "fxfault.cli.inspect", "demo-cnn", "--out", str(tmp_path / "g.dot")],
         capture_output=True, text=True, timeout=120,
     )
     assert out.returncode == 0, out.stderr

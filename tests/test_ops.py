@@ -9,6 +9,8 @@ import fxfault
 from fxfault import FaultConfig, ops
 from fxfault.control import fault_sites
 
+from .helpers import capture
+
 
 class CachingQuant(nn.Module):
     """A weight quantizer that caches its output in eval mode (as brevitas can)."""
@@ -69,19 +71,19 @@ def test_faults_never_land_in_tensors_someone_else_holds(quant_cls):
         fxfault.quantizers.unregister_adapter(adapter)
 
 
-def test_in_place_path_is_taken_for_fresh_outputs(monkeypatch):
-    calls = []
-    real = ops._patch_in_place
-    monkeypatch.setattr(ops, "_patch_in_place", lambda *a: calls.append(1) or real(*a))
+def test_fresh_quantizer_outputs_are_never_written():
+    """Even a fresh output of the quantizer that nothing else holds keeps its clean values: in
+    eval mode the faults are written into the site's own buffers."""
     from fxfault.testing import lsq_small_cnn
 
-    gm = fxfault.transform(lsq_small_cnn(), FaultConfig(ber=0.01))
+    seen = []
+    gm = fxfault.transform(lsq_small_cnn(), FaultConfig(ber=0.05, seed=0, mode="persistent")).eval()
+    gm.conv2.quan_w_fn.register_forward_hook(lambda m, a, out: seen.append((out, out.clone())))
     with torch.no_grad():
-        gm(torch.rand(2, 1, 8, 8))
-    assert calls, "fresh LSQ outputs are patched in place (no copy)"
-    calls.clear()
-    gm(torch.rand(2, 1, 8, 8))  # autograd on: never in place
-    assert not calls
+        for _ in range(3):
+            gm(torch.rand(2, 1, 8, 8))
+    assert len(seen) == 3 and all(torch.equal(out, copy) for out, copy in seen)
+    assert sum(s.cache.nbytes() for s in fault_sites(gm)) > 0, "eval passes use the buffers"
 
 
 def test_quantize_dequantize_round_trip_and_straight_through():
@@ -130,15 +132,6 @@ def test_a_direct_call_never_writes_into_the_callers_tensor():
     assert torch.equal(wq, keep), "the caller's tensor was written"
 
 
-def test_a_tensor_held_through_dlpack_is_not_private():
-    t = torch.zeros(8)
-    with torch.no_grad():
-        assert ops._private(t)
-        capsule = torch.utils.dlpack.to_dlpack(t)
-        assert not ops._private(t)
-        del capsule
-
-
 @pytest.mark.parametrize("mode", ["transient", "persistent"])
 def test_bfloat16_models_run_in_eval_on_the_cpu(mode):
     """bfloat16 has no NumPy view: the few-fault arithmetic runs as torch ops instead."""
@@ -181,17 +174,52 @@ def test_codes_a_narrow_float_cannot_hold_are_refused():
         fxfault.quantizers.unregister_adapter(adapter)
 
 
-def test_own_quantizer_steps_are_reused_only_for_an_unchanged_weight():
-    w = torch.randn(4, 3)
+def test_own_quantizer_keeps_its_steps_and_weights_only_while_the_weight_is_unchanged():
+    from fxfault.quantizers.own import fake_quantize, symmetric_scale
+
+    model = _conv()
+    gm = fxfault.transform(model, FaultConfig(float_bits=8, ber=0.0)).eval()
+    (site,) = fault_sites(gm)
+    w = model.conv.weight
+    token = fxfault.faults.Pass(0, cached=True)
     with torch.no_grad():
-        a = ops.symmetric_scale(w, 8, 0, cache=True)
-        assert ops.symmetric_scale(w, 8, 0, cache=True) is a
-        assert ops.symmetric_scale(w, 4, 0, cache=True) is not a  # other width
-        assert ops.symmetric_scale(w, 8, 0) is not a  # cache off
+        a = symmetric_scale(w, 8, 0, site=site, pass_=token)
+        q = fake_quantize(w, a, -127, 127, 0, site=site, pass_=token)
+        assert symmetric_scale(w, 8, 0, site=site, pass_=token) is a
+        assert fake_quantize(w, a, -127, 127, 0, site=site, pass_=token) is q
+        assert symmetric_scale(w, 8, 0) is not a  # no site: computed afresh
         w.mul_(2.0)  # bumps the version counter
-        b = ops.symmetric_scale(w, 8, 0, cache=True)
+        b = symmetric_scale(w, 8, 0, site=site, pass_=token)
         assert b is not a and torch.allclose(b, 2 * a)
-        w.data.mul_(2.0)  # no version bump: clear_scales (fxfault.clear_cache) forgets
-        ops.clear_scales()
-        assert torch.allclose(ops.symmetric_scale(w, 8, 0, cache=True), 4 * a)
-    assert ops.symmetric_scale(w.requires_grad_(), 8, 0, cache=True) is not b  # autograd: fresh
+        w.data.mul_(2.0)  # no version bump: fxfault.clear_cache forgets
+        fxfault.clear_cache(gm)
+        assert torch.allclose(symmetric_scale(w, 8, 0, site=site, pass_=token), 4 * a)
+    untracked = fxfault.faults.Pass(1, cached=False)  # training or autograd: always fresh
+    assert symmetric_scale(w, 8, 0, site=site, pass_=untracked) is not b
+
+
+def test_a_pruned_channel_keeps_the_layers_step():
+    """A channel of zeros gets a step tied to the layer: no fault there can produce a weight
+    larger than the layer's clean range (issue 17)."""
+    from fxfault.quantizers.own import symmetric_scale
+
+    model = _conv()
+    w = model.conv.weight
+    with torch.no_grad():
+        w[1] = 0.0
+    steps = symmetric_scale(w, 8, 0)
+    assert torch.isfinite(steps).all() and 0 < steps[1] <= w.abs().max() / 128
+    dead = [("conv", 1 * 9 + i, 7) for i in range(9)]  # the top bit of every weight of channel 1
+    gm = fxfault.transform(model, FaultConfig(float_bits=8, faults=dead)).eval()
+    _, values = capture(gm, torch.rand(1, 1, 6, 6), suffixes=("_dequantize",))
+    faulted = values["conv_weight_dequantize"]
+    assert faulted[1].abs().max() <= w.abs().max() + 1e-7
+    assert not torch.equal(faulted[1], torch.zeros_like(faulted[1]))
+
+
+def _conv():
+    from collections import OrderedDict
+
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        return nn.Sequential(OrderedDict(conv=nn.Conv2d(1, 4, 3))).eval()

@@ -1,7 +1,7 @@
 import torch
 from torch import fx, nn
 
-from fxfault.tracer import FaultTracer, remove_dead_nodes, shadow_copy
+from fxfault.graph.tracer import FaultTracer, remove_dead_nodes, shadow_copy
 
 
 class _M(nn.Module):

@@ -88,8 +88,8 @@ def test_sam_step_shares_or_redraws_faults(share):
     def closure():
         with clean_quantized_weights(gm) as w:
             out = gm(X)
-        site = gm.fxfault_sites.conv2_weight
-        used = site._hold if site._hold is not None else site._pass - 1  # the pass just run
+        plan = gm.fxfault_plan
+        used = plan.next_pass if plan.holding else plan.next_pass - 1  # the pass just run
         seen.append(fxfault.fault_list(gm, used))
         assert set(w) == {"conv1", "conv2", "fc"}
         return F.cross_entropy(out, Y)

@@ -29,15 +29,15 @@ import torch
 from torch import fx, nn
 
 from .._version import __version__
-from ..config import FaultConfig, _as_rate, load_config
-from ..control import disabled, resample, reset_stats, set_ber, stats
+from ..config import FaultConfig, as_rate, load_config
 from ..errors import ResultsMismatchError
 from ..faults.sampling import derive_seed
-from ..transform import SITES_MODULE, transform
+from ..graph.transform import SITES_MODULE, transform
+from ..runtime.control import disabled, resample, reset_stats, set_ber, stats
 from .distributed import Workers, local_device
 from .metrics import Accumulator, Metric, MetricFn, resolve_metric
 from .results import SweepResult, TrialRecord
-from .store import RESULTS_NAME, ResultsFile, StoredSweep, SweepIdentity, _normalised, model_fingerprint
+from .store import RESULTS_NAME, ResultsFile, StoredSweep, SweepIdentity, model_fingerprint, normalised
 
 __all__ = ["sweep", "trial_seed"]
 
@@ -126,7 +126,7 @@ def sweep(
 def _check_bers(bers: Iterable[float | str]) -> list[float]:
     if isinstance(bers, (str, bytes, int, float)) or not isinstance(bers, Iterable):
         raise TypeError(f"bers must be a list of bit-error rates such as [1e-6, 1e-5], got {bers!r}")
-    values = sorted({_as_rate(b, "each BER of bers") for b in bers})
+    values = sorted({as_rate(b, "each BER of bers") for b in bers})
     if not values:
         raise ValueError("bers is empty; give at least one bit-error rate, e.g. bers=[1e-5]")
     return values
@@ -363,10 +363,10 @@ class _Run:
             records=tuple(records[p] for p in pairs),
             mode=self.cfg.mode,
             seed=self.cfg.seed,
-            config=_normalised(self.cfg.to_dict()),
+            config=normalised(self.cfg.to_dict()),
             meta={
                 "fxfault": __version__,
-                "model": _normalised(self.identity.model),
+                "model": normalised(self.identity.model),
                 "data": {"batches": base["batches"], "examples": base["examples"]},
             },
         )

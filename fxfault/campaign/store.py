@@ -31,7 +31,7 @@ from torch import nn
 
 from .._version import __version__
 from ..errors import ResultsMismatchError
-from ..inspect import sites
+from ..inspection.sites import sites
 from .results import SweepResult, TrialRecord
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "StoredSweep",
     "SweepIdentity",
     "model_fingerprint",
+    "normalised",
     "read_results",
     "write_results",
 ]
@@ -51,7 +52,7 @@ FILE_FORMAT = "fxfault.sweep-results"
 FILE_VERSION = 1
 
 
-def _normalised(obj: Any) -> Any:
+def normalised(obj: Any) -> Any:
     """``obj`` as it reads back from JSON (tuples become lists, keys strings)."""
     return json.loads(json.dumps(obj))
 
@@ -120,8 +121,8 @@ class SweepIdentity:
             "label": self.label,
             "mode": self.mode,
             "seed": self.seed,
-            "config": _normalised(self.config),
-            "model": _normalised(self.model),
+            "config": normalised(self.config),
+            "model": normalised(self.model),
         }
 
     def differences(self, header: Mapping[str, Any]) -> list[str]:
@@ -129,11 +130,11 @@ class SweepIdentity:
         out: list[str] = []
         if header.get("metric") != self.metric:
             out.append(f"the metric (stored {header.get('metric')!r}, now {self.metric!r})")
-        old_cfg, new_cfg = header.get("config") or {}, _normalised(self.config)
+        old_cfg, new_cfg = header.get("config") or {}, normalised(self.config)
         for key in sorted(set(old_cfg) | set(new_cfg)):
             if old_cfg.get(key) != new_cfg.get(key):
                 out.append(f"config field {key!r} (stored {old_cfg.get(key)!r}, now {new_cfg.get(key)!r})")
-        old_m, new_m = header.get("model") or {}, _normalised(self.model)
+        old_m, new_m = header.get("model") or {}, normalised(self.model)
         if (old_m.get("class"), old_m.get("structure")) != (new_m["class"], new_m["structure"]):
             out.append(
                 f"the model's architecture (stored {old_m.get('class')!r} with "

@@ -19,55 +19,15 @@ Encoding and decoding work on ``int64`` tensors and touch only the faulted posit
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
+from ..config.specs import normalise_encoding_spec
 from ..errors import ConfigError
 
 __all__ = ["Encoding", "make_encoding", "normalise_encoding_spec", "value_space"]
-
-NAMED = ("offset", "twos", "sign_magnitude", "gray")
-
-
-def normalise_encoding_spec(value: Any, what: str = "encoding") -> Any:
-    """Validate the *form* of an encoding spec; width checks happen per site."""
-    if isinstance(value, str):
-        if value not in NAMED:
-            import difflib
-
-            hint = difflib.get_close_matches(value, NAMED, n=1)
-            extra = f"; did you mean {hint[0]!r}?" if hint else ""
-            raise ConfigError(
-                f"{what}: unknown encoding {value!r}{extra}. Encodings: {list(NAMED)}, "
-                "or a code table (a list of words indexed by value - min, or a dict value->word)"
-            )
-        return value
-    if isinstance(value, Mapping):
-        out: dict[int, int] = {}
-        for k, v in value.items():
-            try:
-                kk = int(k)
-                vv = int(v)
-            except (TypeError, ValueError):
-                raise ConfigError(
-                    f"{what}: a code table maps integer values to integer words, got {k!r}: {v!r}"
-                ) from None
-            out[kk] = vv
-        return out
-    if isinstance(value, Sequence) and not isinstance(value, (bytes, bytearray)):
-        words = []
-        for w in value:
-            if isinstance(w, bool) or not isinstance(w, int):
-                raise ConfigError(f"{what}: a code table holds integer words, got {w!r}")
-            words.append(int(w))
-        return tuple(words)
-    raise ConfigError(
-        f"{what} must be one of {list(NAMED)} or a code table, got {type(value).__name__}"
-    )
-
 
 def value_space(k: int, signed: bool) -> tuple[int, int]:
     """``(min, max)`` of the values a ``k``-bit word can denote."""

@@ -17,67 +17,12 @@ list          one absolute rate per bit, LSB first; its length must equal ``k``
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
 from typing import Any
 
+from ..config.specs import PRESETS, parse_rates_spec
 from ..errors import ConfigError
 
-__all__ = ["PRESETS", "is_absolute", "parse_rates_spec", "plane_rates"]
-
-PRESETS = ("msb_only", "skip_msb", "skip_msb2", "bit=i", "dual:a,b")
-
-
-def _rate(x: Any, what: str) -> float:
-    if isinstance(x, bool):
-        raise ConfigError(f"{what}: rates must be numbers in [0, 1], got {x!r}")
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{what}: rates must be numbers in [0, 1], got {x!r}") from None
-    if math.isnan(v) or not 0.0 <= v <= 1.0:
-        raise ConfigError(f"{what}: rates must be numbers in [0, 1], got {v!r}")
-    return v
-
-
-def parse_rates_spec(value: Any, what: str = "bit_rates") -> Any:
-    """Validate a spec and return its normal form: a preset string or a tuple of rates."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        v = value.strip()
-        if v in ("msb_only", "skip_msb", "skip_msb2"):
-            return v
-        if v.startswith("bit="):
-            try:
-                i = int(v[4:])
-            except ValueError:
-                raise ConfigError(f"{what}: 'bit=i' needs an integer bit index, got {v!r}") from None
-            if i < 0:
-                raise ConfigError(f"{what}: the bit index in {v!r} must be >= 0 (0 is the LSB)")
-            return f"bit={i}"
-        if v == "dual" or v.startswith("dual:"):
-            parts = v[5:].split(",") if v.startswith("dual:") else []
-            if len(parts) != 2:
-                raise ConfigError(
-                    f"{what}: 'dual' needs the MSB rate and the second MSB rate, "
-                    f"as in 'dual:1e-4,1e-6'; got {v!r}"
-                )
-            a, b = (_rate(p.strip(), what) for p in parts)
-            return f"dual:{a!r},{b!r}"
-        raise ConfigError(
-            f"{what}: unknown preset {v!r}; the presets are {list(PRESETS)}, "
-            "or give a list of per-bit rates (LSB first)"
-        )
-    if isinstance(value, Sequence):
-        if not value:
-            raise ConfigError(f"{what}: a rate list must not be empty")
-        return tuple(_rate(x, what) for x in value)
-    raise ConfigError(
-        f"{what} must be a preset string {list(PRESETS)} or a list of per-bit rates, "
-        f"got {type(value).__name__} {value!r}"
-    )
-
+__all__ = ["PRESETS", "describe", "is_absolute", "parse_rates_spec", "plane_rates"]
 
 def is_absolute(spec: Any) -> bool:
     """True when the spec fixes its rates itself, so that ``ber`` does not apply."""
@@ -118,3 +63,27 @@ def plane_rates(spec: Any, k: int, ber: float, *, where: str = "") -> list[float
         a, b = (float(x) for x in spec[5:].split(","))
         return [0.0] * (k - 2) + [b, a]
     raise ConfigError(f"unknown bit_rates spec {spec!r}")
+
+
+def describe(site: Any) -> str:
+    """A compact description of a site's fault rates, for tables, reprs and graph labels.
+
+    ``"1e-06"`` for a uniform bit-error rate, ``"msb_only@1e-06"`` for a preset,
+    ``"dual:0.0001,1e-06"`` for absolute presets, per-bit lists LSB first, ``"count share 0.3"``
+    for a share of ``FaultConfig(count=n)``, ``"list of 5"`` for an explicit fault list, and
+    ``"values 1e-06"`` / ``"values 1%"`` for value-level faults.
+    """
+    if site.fixed_faults is not None:
+        return f"list of {len(site.fixed_faults)}"
+    if site.count_member and site.plan.count is not None:
+        return f"count share {site.expected_events():.3g}"
+    if getattr(site, "unit", "bit") == "value":
+        if site.fraction is not None:
+            return f"values {site.fraction:.3g} of {site.pattern}"
+        return f"values {site.ber:.3g} {site.pattern}"
+    spec = site.bit_rates
+    if spec is None:
+        return f"{site.ber:.3g}"
+    if isinstance(spec, str):
+        return spec if is_absolute(spec) else f"{spec}@{site.ber:.3g}"
+    return "[" + ",".join(f"{r:.2g}" for r in site.rates) + "] LSB first"

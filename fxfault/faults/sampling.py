@@ -23,7 +23,7 @@ import operator
 import numpy as np
 import torch
 
-__all__ = ["bernoulli_positions", "bernoulli_positions_np", "derive_seed", "distinct_uniform", "generator"]
+__all__ = ["bernoulli_positions", "derive_seed", "distinct_uniform", "generator"]
 
 
 def derive_seed(*parts: int | str) -> int:
@@ -47,16 +47,16 @@ _SMALL = 48  # chunks up to this many uniforms are walked in Python
 
 
 def bernoulli_positions(n: int, p: float, gen: torch.Generator) -> torch.Tensor:
-    """Sorted positions in ``[0, n)`` where independent Bernoulli(``p``) trials succeed."""
-    return torch.from_numpy(bernoulli_positions_np(n, p, gen))
-
-
-def bernoulli_positions_np(n: int, p: float, gen: torch.Generator) -> np.ndarray:
-    """:func:`bernoulli_positions` as an ``int64`` NumPy array (what the fault sites use)."""
+    """Sorted positions (``int64``) in ``[0, n)`` where independent Bernoulli(``p``) trials
+    succeed. The result shares its memory with a NumPy array (``.numpy()`` is free)."""
     if n <= 0 or p <= 0.0:
-        return np.empty(0, dtype=np.int64)
+        return torch.empty(0, dtype=torch.int64)
     if p >= 1.0:
-        return np.arange(n, dtype=np.int64)
+        return torch.arange(n, dtype=torch.int64)
+    return torch.from_numpy(_walk(n, p, gen))
+
+
+def _walk(n: int, p: float, gen: torch.Generator) -> np.ndarray:
     log_q = math.log1p(-p)
     chunks: list[np.ndarray] = []
     start = 0

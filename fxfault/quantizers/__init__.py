@@ -9,8 +9,8 @@ from __future__ import annotations
 from .base import MatchContext, QuantizerAdapter, SiteMatch, codes_dtype
 from .brevitas import BrevitasAdapter
 from .custom import ModuleQuantizerAdapter, register_quantizer
-from .float import FloatAdapter
 from .lsq import LSQAdapter
+from .own import FloatAdapter
 from .pt2e import PT2EAdapter
 from .torch_ao import TorchAOQATAdapter
 

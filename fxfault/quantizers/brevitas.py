@@ -23,7 +23,7 @@ from torch import fx, nn
 
 from ..config import FaultConfig
 from ..errors import UnsupportedQuantizerError
-from .base import MatchContext, QuantizerAdapter, SiteMatch
+from .base import ChainNodes, Grid, MatchContext, QuantizerAdapter, Read, SiteMatch
 
 __all__ = ["BrevitasAdapter"]
 
@@ -100,31 +100,24 @@ class BrevitasAdapter(QuantizerAdapter):
         weight = ctx.attr(f"{layer}.weight") if layer else None
         if not isinstance(weight, torch.Tensor):
             raise UnsupportedQuantizerError(f"{where}: cannot find the layer's weight parameter")
-        holder: dict[str, fx.Node] = {}
 
-        def build_quantizer(graph: fx.Graph) -> fx.Node:
-            value = graph.call_function(getattr, (node, "value"))
-            holder["qt"] = node
-            return value
-
-        def build_grid(graph: fx.Graph) -> tuple[fx.Node, fx.Node | None]:
-            s = graph.call_function(getattr, (node, "scale"))
-            z = graph.call_function(getattr, (node, "zero_point"))
-            return s, z
+        def build_quantizer(graph: fx.Graph, chain: ChainNodes) -> dict[str, fx.Node]:
+            return {"out": graph.call_function(getattr, (node, "value"))}
 
         return SiteMatch(
-            adapter=self.name,
+            quantizer=self.name,
             layer=layer,
             node=None,
             bits=bits,
             qmin=qmin,
             qmax=qmax,
             shape=tuple(weight.shape),
-            build_grid=build_grid,
+            grid=Grid(Read(field=(node, "scale")), Read(field=(node, "zero_point"))),
             build_quantizer=build_quantizer,
             weight=node,
             consumer=consumers[0],
-            quantizer=target,
+            quantizer_module=target,
+            stored=f"{layer}.weight",
         )
 
 

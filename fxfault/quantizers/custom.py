@@ -29,7 +29,7 @@ import torch
 from torch import fx, nn
 
 from ..errors import ConfigError, UnsupportedQuantizerError
-from .base import MatchContext, QuantizerAdapter, SiteMatch
+from .base import Grid, MatchContext, QuantizerAdapter, Read, SiteMatch
 from .torch_ao import bits_for_range
 
 __all__ = ["ModuleQuantizerAdapter", "register_quantizer"]
@@ -102,28 +102,19 @@ class ModuleQuantizerAdapter(QuantizerAdapter):
             raise ConfigError(f"{where}: {k} bits cannot hold the codes [{lo}, {hi}] (1..16 bits)")
         probe = _read(q, self.scale, where)
         layout = _layout(probe, tuple(wt.shape), self.axis, where)
-        scale_name, zp_name = self.scale, self.zero_point
-
-        def build(graph: fx.Graph) -> tuple[fx.Node, fx.Node | None]:
-            s = _grid_node(graph, target, q, scale_name)
-            z = _grid_node(graph, target, q, zp_name) if zp_name else None
-            if layout is not None:
-                s = graph.call_method("reshape", (s, layout))
-                if z is not None:
-                    z = graph.call_method("reshape", (z, layout))
-            return s, z
-
         return SiteMatch(
-            adapter=self.name,
+            quantizer=self.name,
             layer=layer,
             node=node,
             bits=k,
             qmin=lo,
             qmax=hi,
             shape=tuple(wt.shape),
-            build_grid=build,
+            grid=Grid(_grid_read(target, q, self.scale),
+                      _grid_read(target, q, self.zero_point) if self.zero_point else None, layout),
             axis=self.axis if layout is not None else None,
-            quantizer=target,
+            quantizer_module=target,
+            stored=str(wnode.target),
         )
 
 
@@ -160,11 +151,10 @@ def _read(q: nn.Module, name: str, where: str) -> torch.Tensor:
     return value
 
 
-def _grid_node(graph: fx.Graph, target: str, q: nn.Module, name: str) -> fx.Node:
-    value = getattr(q, name)
-    if isinstance(value, torch.Tensor):
-        return graph.get_attr(f"{target}.{name}")
-    return graph.call_method(name, (graph.get_attr(target),))
+def _grid_read(target: str, q: nn.Module, name: str) -> Read:
+    if isinstance(getattr(q, name), torch.Tensor):
+        return Read(attr=f"{target}.{name}")
+    return Read(method=(target, name, (), {}))
 
 
 def _layout(scale: torch.Tensor, wshape: tuple[int, ...], axis: int, where: str) -> tuple[int, ...] | None:

@@ -24,7 +24,7 @@ from torch import fx, nn
 
 from ..config import FaultConfig
 from ..errors import ConfigError, UnsupportedQuantizerError
-from .base import MatchContext, QuantizerAdapter, SiteMatch
+from .base import Grid, MatchContext, QuantizerAdapter, Read, SiteMatch
 
 __all__ = ["LSQAdapter", "is_lsq_layer", "is_lsq_quantizer", "lsq_code_range"]
 
@@ -199,27 +199,21 @@ class LSQAdapter(QuantizerAdapter):
             probe = torch.as_tensor(probe)
         reshape = _scale_layout(probe, tuple(wt.shape), layer)
 
-        def build(graph: fx.Graph) -> tuple[fx.Node, fx.Node | None]:
-            if isinstance(explicit_scale, fx.Node):
-                s = explicit_scale
-            else:
-                qn = graph.get_attr(target)
-                s = graph.call_method("get_scale", (qn, bits), {"detach": True})
-            if reshape is not None:
-                s = graph.call_method("reshape", (s, reshape))
-            return s, None
-
+        scale = Read(node=explicit_scale) if isinstance(explicit_scale, fx.Node) else Read(
+            method=(target, "get_scale", (bits,), {"detach": True})
+        )
         return SiteMatch(
-            adapter=self.name,
+            quantizer=self.name,
             layer=layer,
             node=node,
             bits=bits,
             qmin=qmin,
             qmax=qmax,
             shape=tuple(wt.shape),
-            build_grid=build,
+            grid=Grid(scale, layout=reshape),
             axis=0 if probe.numel() > 1 else None,
-            quantizer=target,
+            quantizer_module=target,
+            stored=str(weight.target) if isinstance(weight, fx.Node) else None,
         )
 
 

@@ -56,11 +56,13 @@ class PT2EAdapter(QuantizerAdapter):
         codes_t = ctx.tensor_of(src)
         if codes_t is not None:
             shape = tuple(codes_t.shape)
+            stored = str(src.target)
         elif _is(src, "quantize_per_channel") or _is(src, "quantize_per_tensor"):
             w = ctx.tensor_of(src.args[0])
             if w is None:
                 return None  # an activation: quantize of a computed value
             shape = tuple(w.shape)
+            stored = str(src.args[0].target)  # type: ignore[union-attr]
         else:
             return None
         args = list(node.args) + [None] * 8
@@ -79,7 +81,7 @@ class PT2EAdapter(QuantizerAdapter):
         if bits > 16:
             raise UnsupportedQuantizerError(f"{node.format_node()}: {bits}-bit codes; fxfault supports 1..16")
         return SiteMatch(
-            adapter=self.name,
+            quantizer=self.name,
             layer=_layer_name(node),
             node=src,
             bits=bits,
@@ -89,6 +91,7 @@ class PT2EAdapter(QuantizerAdapter):
             domain="int",
             consumer=node,
             axis=int(axis) if isinstance(axis, int) else None,
+            stored=stored,
         )
 
 

@@ -19,7 +19,7 @@ from torch import fx, nn
 
 from ..config import FaultConfig
 from ..errors import UnsupportedQuantizerError
-from .base import MatchContext, QuantizerAdapter, SiteMatch
+from .base import Grid, MatchContext, QuantizerAdapter, Read, SiteMatch, layout_along
 
 __all__ = ["TorchAOQATAdapter", "bits_for_range"]
 
@@ -106,29 +106,23 @@ class TorchAOQATAdapter(QuantizerAdapter):
         shape = tuple(weight.shape)
         per_channel = scheme in _PER_CHANNEL
         axis = int(getattr(fq, "ch_axis", 0)) if per_channel else None
-        layout: tuple[int, ...] | None = None
-        if axis is not None:
-            if axis < 0:
-                axis += len(shape)
-            layout = tuple(-1 if d == axis else 1 for d in range(len(shape)))
-
-        def build(graph: fx.Graph) -> tuple[fx.Node, fx.Node | None]:
-            s = graph.get_attr(f"{target}.scale")
-            z = graph.get_attr(f"{target}.zero_point")
-            if layout is not None:
-                s = graph.call_method("reshape", (s, layout))
-                z = graph.call_method("reshape", (z, layout))
-            return s, z
-
+        if axis is not None and axis < 0:
+            axis += len(shape)
+        grid = Grid(
+            Read(attr=f"{target}.scale"),
+            Read(attr=f"{target}.zero_point"),
+            layout_along(axis, len(shape)) if axis is not None else None,
+        )
         return SiteMatch(
-            adapter=self.name,
+            quantizer=self.name,
             layer=layer,
             node=node,
             bits=bits,
             qmin=qmin,
             qmax=qmax,
             shape=shape,
-            build_grid=build,
+            grid=grid,
             axis=axis,
-            quantizer=target,
+            quantizer_module=target,
+            stored=f"{layer}.weight",
         )

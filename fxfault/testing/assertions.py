@@ -19,9 +19,9 @@ from typing import Any
 
 from torch import fx, nn
 
-from .._chain import SITES_MODULE, Chain, find_chains
-from ..control import fault_sites
 from ..faults.site import BitFlip
+from ..graph.access import fault_sites
+from ..graph.chains import SITES_MODULE, Chain, find_chains
 
 __all__ = ["assert_fault_chain", "assert_sites"]
 

@@ -157,7 +157,7 @@ def lsq_digits_cnn(
     :func:`demo_bits_path`), read with :func:`fxfault.search_json.read_search_json` — the same
     mapping :meth:`fxfault.FaultConfig.from_search_json` makes.
     """
-    from ..search_json import read_search_json
+    from ..config.search_json import read_search_json
 
     # quantize_lsq builds its QuanConv2d/QuanLinear through nn.Conv2d/nn.Linear.__init__, whose
     # (discarded) default initialisation draws from the global RNG: keep that RNG as it was.

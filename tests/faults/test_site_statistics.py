@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import fxfault
-import fxfault.faults.site as site_module
+import fxfault.faults.maps as maps_module
 from fxfault import FaultConfig
 from fxfault.control import fault_sites
 
@@ -67,12 +67,12 @@ def _merging_sampler(n, p, gen):
     """A wrong sampler: Binomial count, positions with replacement, duplicates merged."""
     m = int(torch.binomial(torch.tensor(float(n)), torch.tensor(p), generator=gen))
     pos = torch.randint(0, n, (m,), generator=gen)
-    return torch.unique(pos).numpy()
+    return torch.unique(pos)
 
 
 @pytest.mark.slow
 def test_the_harness_rejects_a_sampler_that_merges_duplicates(monkeypatch):
-    monkeypatch.setattr(site_module, "bernoulli_positions_np", _merging_sampler)
+    monkeypatch.setattr(maps_module, "bernoulli_positions", _merging_sampler)
     failures = 0
     for shape, bits, ber in CASES:
         p_count, z, _, _ = _check(shape, bits, ber)

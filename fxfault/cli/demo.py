@@ -23,13 +23,13 @@ from pathlib import Path
 
 import torch
 
-from .campaign import sweep
-from .campaign.report import write_outputs
-from .campaign.store import write_results
-from .config import FaultConfig
-from .control import disabled
-from .inspect import sites
-from .transform import transform
+from ..campaign import sweep
+from ..campaign.report import write_outputs
+from ..campaign.store import write_results
+from ..config import FaultConfig
+from ..graph.transform import transform
+from ..inspection.sites import sites
+from ..runtime.control import disabled
 
 __all__ = ["run_demo"]
 
@@ -55,7 +55,7 @@ def run_demo(out: str = "demo-out", *, quick: bool = False, seed: int = 0) -> in
 
 
 def _run(out: Path, *, quick: bool, seed: int) -> int:
-    from .testing.digits import (
+    from ..testing.digits import (
         accuracy,
         demo_bits_path,
         digits_batches,
@@ -122,7 +122,8 @@ def _run(out: Path, *, quick: bool, seed: int) -> int:
     written += files.written
     written.append(out / "model.pt")
     # the faulty graph itself: readable code, DOT, and a picture when Graphviz is installed
-    from .export import GraphvizError, export
+    from ..errors import GraphvizError
+    from ..inspection.export import export
 
     written += [export(faulty, out / "faulty_graph.py"), export(faulty, out / "faulty_graph.dot")]
     notes = list(files.notes)

@@ -16,19 +16,19 @@ __all__ = ["BUNDLED_MODELS", "load_model"]
 
 
 def _lsq_resnet18() -> nn.Module:
-    from .testing import lsq_resnet18
+    from ..testing import lsq_resnet18
 
     return lsq_resnet18()
 
 
 def _demo_cnn() -> nn.Module:
-    from .testing import lsq_small_cnn
+    from ..testing import lsq_small_cnn
 
     return lsq_small_cnn()
 
 
 def _digits_cnn() -> nn.Module:
-    from .testing.digits import trained_digits_cnn
+    from ..testing.digits import trained_digits_cnn
 
     return trained_digits_cnn()
 

@@ -16,10 +16,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .config import searchable_lsq_layers
-from .errors import ConfigError
+from torch import nn
 
-__all__ = ["read_search_json"]
+from ..errors import ConfigError
+
+__all__ = ["read_search_json", "searchable_lsq_layers"]
 
 
 def read_search_json(
@@ -88,3 +89,18 @@ def read_search_json(
             )
         out.append(dict(zip(searchable, bits)))
     return out[0], out[1]
+
+
+def searchable_lsq_layers(model: Any) -> tuple[list[str], list[str]]:
+    """Names of LSQ-style layers in ``named_modules()`` order: (searchable, fixed).
+
+    A layer is LSQ-style when it has a ``quan_w_fn`` module and a ``fixed_bits`` attribute;
+    it is searchable when ``fixed_bits`` is ``None``.
+    """
+    searchable: list[str] = []
+    fixed: list[str] = []
+    for name, m in model.named_modules():
+        if isinstance(getattr(m, "quan_w_fn", None), nn.Module) and hasattr(m, "fixed_bits"):
+            (searchable if m.fixed_bits is None else fixed).append(name)
+    return searchable, fixed
+

@@ -22,8 +22,8 @@ from typing import Any
 import torch
 from torch import fx, nn
 
-from ._chain import annotate
-from .errors import TraceError
+from ..errors import TraceError
+from .chains import annotate
 
 __all__ = ["FaultTracer", "remove_dead_nodes", "shadow_copy", "trace"]
 

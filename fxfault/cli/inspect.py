@@ -107,13 +107,13 @@ def run(args: argparse.Namespace) -> int:
     """Run ``inspect`` with parsed arguments; returns the exit status."""
     import torch
 
-    from .config import load_config
-    from .errors import FxFaultError
-    from .export import SUFFIXES, export
-    from .graph_diff import diff
-    from .inspect import summary
+    from ..config import load_config
+    from ..errors import FxFaultError
+    from ..graph.transform import transform
+    from ..inspection.diff import diff
+    from ..inspection.export import SUFFIXES, export
+    from ..inspection.sites import summary
     from .specs import load_model
-    from .transform import transform
 
     out_suffix = Path(args.out).suffix.lower() if args.out else ""
     if args.out and out_suffix not in SUFFIXES:

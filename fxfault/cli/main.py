@@ -26,10 +26,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--quick", action="store_true", help="tiny settings (for smoke tests)")
     d.add_argument("--seed", type=int, default=0)
     d.set_defaults(func=_demo)
-    from . import campaign_cli, inspect_cli
+    from . import inspect, sweep
 
-    inspect_cli.add_parser(sub)
-    campaign_cli.add_parser(sub)
+    inspect.add_parser(sub)
+    sweep.add_parser(sub)
     return p
 
 

@@ -18,6 +18,7 @@ ROLE_STYLE: dict[str, tuple[str, str, str]] = {
     "dequantize": ("#a5d6a7", "#1b5e20", "#000000"),
     "straight_through": ("#ffe082", "#e65100", "#000000"),
     "grid": ("#eceff1", "#78909c", "#37474f"),
+    "pass": ("#e1bee7", "#4a148c", "#000000"),
     "other": ("#ffffff", "#9e9e9e", "#212121"),
 }
 _IO_FILL = "#e0e0e0"

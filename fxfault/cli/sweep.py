@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .errors import FxFaultError
+from ..errors import FxFaultError
 
 __all__ = ["add_parser", "build_parser", "load_model_arg", "main", "parse_bers", "run_sweep_command"]
 
@@ -155,7 +155,7 @@ def load_model_arg(spec: str, *, weights: str | None = None, trust_pickle: bool 
 def _metric_arg(text: str) -> Any:
     if text in ("top1", "loss"):
         return text
-    from .campaign.data import import_object
+    from .data import import_object
 
     fn = import_object(text, "metric")
     if not callable(fn):
@@ -164,7 +164,7 @@ def _metric_arg(text: str) -> Any:
 
 
 def _config_arg(args: argparse.Namespace, model: nn.Module) -> Any:
-    from .config import FaultConfig, load_config
+    from ..config import FaultConfig, load_config
 
     cfg = load_config(args.config)
     if args.search_json is None:
@@ -181,7 +181,7 @@ def _is_main_rank() -> bool:
 
 def run_sweep_command(args: argparse.Namespace) -> int:
     """Run ``sweep`` for parsed ``args``; returns the exit status (2 for a usage error)."""
-    from .campaign.distributed import env_world_size
+    from ..campaign.distributed import env_world_size
 
     try:
         return _run_sweep(args)
@@ -193,10 +193,10 @@ def run_sweep_command(args: argparse.Namespace) -> int:
 
 
 def _run_sweep(args: argparse.Namespace) -> int:
-    from .campaign import sweep
-    from .campaign.data import load_data
-    from .campaign.distributed import env_world_size
-    from .campaign.report import write_outputs
+    from ..campaign import sweep
+    from ..campaign.distributed import env_world_size
+    from ..campaign.report import write_outputs
+    from .data import load_data
 
     t0 = time.perf_counter()
     if env_world_size() > 1 and "OMP_NUM_THREADS" not in os.environ and args.device in (None, "cpu"):

@@ -1,0 +1,179 @@
+"""``SiteCache``: the eval-mode buffers of one fault site, the only state kept between passes.
+
+In eval mode without autograd (a :class:`~fxfault.faults.plan.Pass` with ``cached=True``), the
+clean codes of a weight depend only on stored tensors: the weight, the quantizer's parameters
+and buffers, the scale. While those are unchanged (same tensor objects, same version counters,
+storage, dtype and device), a site reuses, per thread:
+
+``codes``
+    the clean integer codes (``quantize`` computes them once);
+``fcodes`` / ``fweight``
+    the faulted codes and the faulted weight: copies of the clean ones in which the faults of
+    the current map are written. Moving to another map *undoes* the positions of the last map
+    (copying the clean values back) and writes the new ones, in time proportional to the
+    number of faults; the same map again costs nothing;
+``scale`` / ``qweight``
+    the step sizes and the clean quantized weight of fxfault's own quantizer (``float_bits``),
+    which then stops re-quantizing unchanged weights.
+
+:meth:`Buffers.write` is the one place where faults are applied and undone. Each thread that
+runs the model gets its own :class:`Buffers` (a returned buffer is read by the layer after the
+site has returned), so threads never see each other's faults. Nothing here is ever written into
+a tensor that the model or the caller holds: buffers are the cache's own copies.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+
+__all__ = ["Buffers", "Patch", "SiteCache", "gather", "numpy_ok", "scatter", "source_key"]
+
+_NUMPY_DTYPES = frozenset(
+    {torch.float16, torch.float32, torch.float64, torch.int8, torch.int16, torch.int32, torch.int64,
+     torch.uint8, torch.bool}
+)
+
+
+def numpy_ok(t: torch.Tensor) -> bool:
+    """Whether ``t`` is a CPU tensor that NumPy can view (not bfloat16 or float8, no grad)."""
+    return t.device.type == "cpu" and t.dtype in _NUMPY_DTYPES
+
+
+def gather(t: torch.Tensor, index: torch.Tensor) -> Any:
+    """``t.reshape(-1)[index]``: a NumPy array on the CPU (cheap for few values), else a tensor."""
+    if numpy_ok(t) and index.device.type == "cpu":
+        return t.detach().reshape(-1).numpy()[index.numpy()]
+    return t.reshape(-1)[index.to(t.device)]
+
+
+def scatter(t: torch.Tensor, index: torch.Tensor, values: Any) -> None:
+    """``t.view(-1)[index] = values`` in place (``t`` contiguous and owned by the caller)."""
+    if numpy_ok(t) and index.device.type == "cpu" and isinstance(values, np.ndarray):
+        t.view(-1).numpy()[index.numpy()] = values.astype(t.numpy().dtype, copy=False)
+        return
+    if isinstance(values, np.ndarray):
+        values = torch.from_numpy(values)
+    t.view(-1)[index.to(t.device)] = values.to(device=t.device, dtype=t.dtype)
+
+
+def source_key(sources: Sequence[Any]) -> tuple[Any, ...] | None:
+    """What identifies the current contents of stored tensors without reading them: the objects
+    themselves (held, so their identity cannot be reused), their version counters (bumped by
+    every in-place write), storage, dtype, device and shape. A module among ``sources`` stands
+    for all its parameters and buffers. ``None`` when a tensor does not track versions
+    (inference tensors): then nothing is cached."""
+    out: list[Any] = []
+    for src in sources:
+        tensors = [*src.parameters(), *src.buffers()] if isinstance(src, torch.nn.Module) else [src]
+        for t in tensors:
+            if not isinstance(t, torch.Tensor):
+                return None
+            try:
+                out.append((t, t._version, t.data_ptr(), t.dtype, t.device, tuple(t.shape)))
+            except RuntimeError:
+                return None
+    return tuple(out)
+
+
+def _same_key(a: tuple[Any, ...] | None, b: tuple[Any, ...] | None) -> bool:
+    if a is None or b is None or len(a) != len(b):
+        return False
+    return all(x[0] is y[0] and x[1:] == y[1:] for x, y in zip(a, b))
+
+
+class Patch(NamedTuple):
+    """Where a faulted buffer differs from the clean values, and the map that put it there."""
+
+    key: Hashable
+    positions: torch.Tensor
+
+
+@dataclass
+class Buffers:
+    """One thread's eval-mode state of one site (see the module docstring)."""
+
+    key: tuple[Any, ...] | None = None
+    scale: torch.Tensor | None = None
+    qweight: torch.Tensor | None = None
+    codes: torch.Tensor | None = None
+    fcodes: torch.Tensor | None = None
+    fweight: torch.Tensor | None = None
+    patches: dict[str, Patch] = field(default_factory=dict)
+    #: (pass index, patch of the codes or None) of the last flip on this thread
+    flipped: tuple[int, Patch | None] | None = None
+
+    def sync(self, sources: Sequence[torch.Tensor]) -> Buffers:
+        """Forget everything when the stored tensors changed since the buffers were made."""
+        key = source_key(sources)
+        if key is None or not _same_key(key, self.key):
+            self.reset()
+            self.key = key
+        return self
+
+    def reset(self) -> None:
+        self.key = self.scale = self.qweight = self.codes = None
+        self.fcodes = self.fweight = self.flipped = None
+        self.patches = {}
+
+    def write(self, name: str, clean: torch.Tensor, patch: Patch, values: Any) -> torch.Tensor:
+        """The faulted buffer ``name`` ("fcodes" or "fweight"): ``clean`` with ``values`` at
+        ``patch.positions``. The last patch is undone first; the same patch again costs nothing."""
+        buf: torch.Tensor | None = getattr(self, name)
+        old = self.patches.get(name)
+        if buf is None or buf.shape != clean.shape or buf.dtype != clean.dtype:
+            buf = clean.detach().clone(memory_format=torch.contiguous_format)
+            setattr(self, name, buf)
+            old = None
+        elif old is not None:
+            if old.key == patch.key:
+                return buf
+            scatter(buf, old.positions, gather(clean, old.positions))  # undo the last map
+        scatter(buf, patch.positions, values)
+        self.patches[name] = patch
+        return buf
+
+
+class SiteCache:
+    """Per-thread :class:`Buffers` of one site; :meth:`invalidate` forgets them all."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._threads: dict[int, Buffers] = {}
+
+    def buffers(self) -> Buffers:
+        """The calling thread's buffers."""
+        ident = threading.get_ident()
+        buf = self._threads.get(ident)
+        if buf is None:
+            with self._lock:
+                alive = {t.ident for t in threading.enumerate()}
+                for dead in [i for i in self._threads if i not in alive]:
+                    del self._threads[dead]
+                buf = self._threads.setdefault(ident, Buffers())
+        return buf
+
+    def invalidate(self) -> None:
+        """Forget the buffers of every thread (they are rebuilt on the next eval pass)."""
+        with self._lock:
+            self._threads.clear()
+
+    def nbytes(self) -> int:
+        """Memory held by the buffers (all threads)."""
+        total = 0
+        for b in list(self._threads.values()):
+            for t in (b.scale, b.qweight, b.codes, b.fcodes, b.fweight):
+                if t is not None:
+                    total += t.numel() * t.element_size()
+        return total
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__()  # type: ignore[misc]
