@@ -4,12 +4,12 @@ in one run (rotating order, gc before each timed pass, medians, ratios from the 
 
 MRFI lives in its own venv, never in the project's:
 
-    python3 -m venv benchmarks/.venv-peers
-    benchmarks/.venv-peers/bin/pip install -c constraints.txt torch==2.14.1 torchvision==0.29.1
-    benchmarks/.venv-peers/bin/pip install -c constraints.txt mrfi
-    benchmarks/.venv-peers/bin/pip install -c constraints.txt -e . --no-deps numpy networkx tqdm
-    benchmarks/.venv-peers/bin/python benchmarks/bench_peers.py            # full run
-    benchmarks/.venv-peers/bin/python benchmarks/bench_peers.py --quick    # batch 1, 5 rounds
+    python3 -m venv .venv-peers
+    .venv-peers/bin/pip install -c constraints.txt torch==2.14.1 torchvision==0.29.1
+    .venv-peers/bin/pip install -c constraints.txt mrfi
+    .venv-peers/bin/pip install -c constraints.txt -e . --no-deps numpy networkx tqdm
+    .venv-peers/bin/python benchmarks/bench_peers.py            # full run
+    .venv-peers/bin/python benchmarks/bench_peers.py --quick    # batch 1, 5 rounds
 
 Columns: fxfault with faults off (the transformed graph inside ``fxfault.disabled``), fxfault
 persistent and transient at BER 1e-6 and 1e-4, MRFI at 1e-6 and 1e-4. MRFI is set up as its own
@@ -48,11 +48,11 @@ except ImportError:
 
 SETUP_HINT = """\
 bench_peers.py needs MRFI (PyPI: mrfi), which is kept out of the project's venv. From the repo root:
-    python3 -m venv benchmarks/.venv-peers
-    benchmarks/.venv-peers/bin/pip install -c constraints.txt torch==2.14.1 torchvision==0.29.1
-    benchmarks/.venv-peers/bin/pip install -c constraints.txt mrfi
-    benchmarks/.venv-peers/bin/pip install -c constraints.txt -e . --no-deps numpy networkx tqdm
-then run: benchmarks/.venv-peers/bin/python benchmarks/bench_peers.py"""
+    python3 -m venv .venv-peers
+    .venv-peers/bin/pip install -c constraints.txt torch==2.14.1 torchvision==0.29.1
+    .venv-peers/bin/pip install -c constraints.txt mrfi
+    .venv-peers/bin/pip install -c constraints.txt -e . --no-deps numpy networkx tqdm
+then run: .venv-peers/bin/python benchmarks/bench_peers.py"""
 
 BITS = 8
 BERS = (1e-6, 1e-4)

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .faults.cache import gather, numpy_ok, scatter
+from .faults.cache import flat, gather, numpy_ok, scatter
 from .faults.plan import Pass, lookup
 
 __all__ = ["dequantize", "quantize", "straight_through", "values_at"]
@@ -38,6 +38,7 @@ __all__ = ["dequantize", "quantize", "straight_through", "values_at"]
 # --------------------------------------------------------------------------------------------
 # arithmetic
 # --------------------------------------------------------------------------------------------
+_NP_DTYPES = {torch.float16: np.float16, torch.float32: np.float32, torch.float64: np.float64}
 def _quantize_impl(
     x: torch.Tensor,
     scale: torch.Tensor,
@@ -55,39 +56,51 @@ def _quantize_impl(
         return q.to(dtype)
 
 
-def values_at(t: torch.Tensor, shape: torch.Size | tuple[int, ...], flat: torch.Tensor) -> Any:
-    """Entries of ``t`` broadcast to ``shape`` at the flat indices ``flat`` (without expanding):
-    a NumPy array or scalar for CPU tensors NumPy can view, else a tensor."""
-    t = t.detach()
-    if numpy_ok(t):
-        if t.numel() == 1:
-            return t.reshape(()).numpy()
-        arr = np.broadcast_to(t.numpy(), tuple(shape))
-        return arr[np.unravel_index(flat.cpu().numpy(), tuple(shape))]
+def values_at(t: torch.Tensor, shape: torch.Size | tuple[int, ...], positions: Any, view: Any = None) -> Any:
+    """Entries of ``t`` broadcast to ``shape`` at the flat ``positions`` (NumPy array or
+    tensor), without expanding ``t``: a NumPy array or scalar for CPU tensors NumPy can view,
+    else a tensor. Only the dimensions along which ``t`` varies cost work (one for the usual
+    per-channel scale). ``view`` is ``flat(t)`` when the caller has it."""
+    view = flat(t) if view is None else view
     if t.numel() == 1:
-        return t.reshape(())
-    tb = torch.broadcast_to(t, tuple(shape))
-    return tb[torch.unravel_index(flat.to(tb.device), tuple(shape))]
+        return view[0]
+    if isinstance(view, np.ndarray) != isinstance(positions, np.ndarray):
+        positions = positions.cpu().numpy() if isinstance(view, np.ndarray) else torch.as_tensor(
+            positions, device=view.device)
+    tshape = (1,) * (len(shape) - t.dim()) + tuple(t.shape)
+    sel: Any = 0
+    inner = 1
+    stride = 1  # t's contiguous stride along the dimensions it varies in
+    for d in range(len(shape) - 1, -1, -1):
+        if tshape[d] > 1:
+            sel = sel + (positions // inner) % shape[d] * stride
+            stride *= tshape[d]
+        inner *= shape[d]
+    return view[sel]
 
 
 def decode_at(
-    codes: torch.Tensor,
+    codes: Any,
     scale: torch.Tensor,
     zero_point: torch.Tensor | None,
     out: torch.Tensor,
-    index: torch.Tensor,
+    index: Any,
 ) -> Any:
     """``(codes - zero_point) * scale`` at the flat ``index`` positions, in ``out``'s dtype
-    (NumPy arithmetic on the CPU, where it is cheapest for a handful of values)."""
+    (NumPy arithmetic on the CPU, where it is cheapest for a handful of values). ``codes`` is
+    a tensor or its :func:`~fxfault.faults.cache.flat` view."""
     shape = out.shape
-    if all(t is None or numpy_ok(t.detach()) for t in (codes, scale, zero_point, out)):
-        v = gather(codes, index).astype(np.float64)
+    vals = gather(codes, index)
+    if isinstance(vals, np.ndarray) and numpy_ok(scale) and numpy_ok(out) and (
+        zero_point is None or numpy_ok(zero_point)
+    ):
+        v = vals.astype(np.float64)
         if zero_point is not None:
             v = v - np.asarray(values_at(zero_point, shape, index), dtype=np.float64)
         s = np.asarray(values_at(scale, shape, index))
-        return (v.astype(s.dtype) * s).astype(out.detach().numpy().dtype)
+        return (v.astype(s.dtype) * s).astype(_NP_DTYPES[out.dtype])
     dev = out.device
-    t = torch.as_tensor(gather(codes, index), device=dev).to(torch.float64)
+    t = torch.as_tensor(vals, device=dev).to(torch.float64)
     if zero_point is not None:
         t = t - torch.as_tensor(values_at(zero_point, shape, index), device=dev).to(torch.float64)
     st = torch.as_tensor(values_at(scale, shape, index), device=dev)
@@ -104,7 +117,7 @@ def _dequantize_impl(
     with torch.no_grad():
         if codes is reference_codes:
             return reference
-        changed = torch.nonzero((codes != reference_codes).reshape(-1)).squeeze(1).cpu()
+        changed = torch.nonzero((codes != reference_codes).reshape(-1)).squeeze(1)
         out = reference.detach().clone(memory_format=torch.contiguous_format)
         if changed.numel():
             scatter(out, changed, decode_at(codes, scale, zero_point, out, changed))
@@ -127,12 +140,17 @@ class _StraightThrough(torch.autograd.Function):
 # --------------------------------------------------------------------------------------------
 # graph-facing functions
 # --------------------------------------------------------------------------------------------
+_Proxy = torch.fx.Proxy
+
+
 def proxy_call(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any] | None = None) -> Any:
-    """When torch.fx re-traces generated code (``torch.load``), record ``fn`` as one node."""
-    kwargs = kwargs or {}
-    for a in (*args, *kwargs.values()):
-        if isinstance(a, torch.fx.Proxy):
-            return a.tracer.create_proxy("call_function", fn, args, kwargs)
+    """When torch.fx re-traces generated code (``torch.load``), record ``fn`` as one node.
+
+    The first argument of every fxfault op is a value computed by the graph, so it is a
+    ``Proxy`` exactly when the code is being traced (one ``isinstance`` per call)."""
+    first = args[0]
+    if isinstance(first, _Proxy):
+        return first.tracer.create_proxy("call_function", fn, args, kwargs or {})
     return None
 
 
@@ -163,7 +181,7 @@ def quantize(
     if site is not None:
         site.observe_clean(x)
         if sources is not None and site.cached(pass_):
-            buf = site.cache.buffers().sync(sources)
+            buf = site.cache.buffers().sync(sources, pass_.serial)  # type: ignore[union-attr]
             if buf.codes is None:
                 buf.codes = _quantize_impl(x, scale, zero_point, qmin, qmax, dtype)
             return buf.codes
@@ -200,7 +218,10 @@ def dequantize(
         flipped = buf.flipped
         if flipped is not None and flipped[0] == pass_.index and flipped[1] is not None:  # type: ignore[union-attr]
             patch = flipped[1]
-            values = decode_at(codes, scale, zero_point, reference, patch.positions)
+            ready = buf.current("fweight", patch.key)
+            if ready is not None:
+                return ready
+            values = decode_at(buf.flat(codes), scale, zero_point, reference, patch.positions)
             return buf.write("fweight", reference, patch, values)
     return _dequantize_impl(codes, scale, zero_point, reference, reference_codes)
 

@@ -32,7 +32,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-__all__ = ["Buffers", "Patch", "SiteCache", "gather", "numpy_ok", "scatter", "source_key"]
+__all__ = ["Buffers", "Patch", "SiteCache", "flat", "gather", "numpy_ok", "scatter", "source_key"]
 
 _NUMPY_DTYPES = frozenset(
     {torch.float16, torch.float32, torch.float64, torch.int8, torch.int16, torch.int32, torch.int64,
@@ -45,21 +45,41 @@ def numpy_ok(t: torch.Tensor) -> bool:
     return t.device.type == "cpu" and t.dtype in _NUMPY_DTYPES
 
 
-def gather(t: torch.Tensor, index: torch.Tensor) -> Any:
-    """``t.reshape(-1)[index]``: a NumPy array on the CPU (cheap for few values), else a tensor."""
-    if numpy_ok(t) and index.device.type == "cpu":
-        return t.detach().reshape(-1).numpy()[index.numpy()]
-    return t.reshape(-1)[index.to(t.device)]
+def flat(t: torch.Tensor) -> Any:
+    """A flat view of ``t``: a NumPy array for CPU tensors NumPy can view (indexing a handful of
+    values costs far less in NumPy than in torch), else a flat tensor."""
+    if t.device.type == "cpu" and t.dtype in _NUMPY_DTYPES:
+        return t.detach().numpy().reshape(-1)  # a view (a copy only for a non-contiguous t)
+    return t.detach().reshape(-1)
 
 
-def scatter(t: torch.Tensor, index: torch.Tensor, values: Any) -> None:
-    """``t.view(-1)[index] = values`` in place (``t`` contiguous and owned by the caller)."""
-    if numpy_ok(t) and index.device.type == "cpu" and isinstance(values, np.ndarray):
-        t.view(-1).numpy()[index.numpy()] = values.astype(t.numpy().dtype, copy=False)
+def _index_for(view: Any, index: Any) -> Any:
+    if isinstance(view, np.ndarray):
+        return index if isinstance(index, np.ndarray) else index.cpu().numpy()
+    if isinstance(index, np.ndarray):
+        index = torch.from_numpy(index)
+    return index.to(view.device)
+
+
+def gather(t: Any, index: Any) -> Any:
+    """``t.reshape(-1)[index]`` for a tensor or a :func:`flat` view; ``index`` is a NumPy array
+    or a tensor of flat positions."""
+    view = t if isinstance(t, np.ndarray) else flat(t)
+    return view[_index_for(view, index)]
+
+
+def scatter(t: Any, index: Any, values: Any) -> None:
+    """``t.view(-1)[index] = values`` in place, for a contiguous tensor owned by the caller or
+    a :func:`flat` view of one."""
+    view = t if isinstance(t, np.ndarray) else flat(t)
+    if isinstance(view, np.ndarray):
+        if not isinstance(values, np.ndarray):
+            values = values.cpu().numpy()
+        view[_index_for(view, index)] = values.astype(view.dtype, copy=False)
         return
     if isinstance(values, np.ndarray):
         values = torch.from_numpy(values)
-    t.view(-1)[index.to(t.device)] = values.to(device=t.device, dtype=t.dtype)
+    view[_index_for(view, index)] = values.to(device=view.device, dtype=view.dtype)
 
 
 def source_key(sources: Sequence[Any]) -> tuple[Any, ...] | None:
@@ -88,10 +108,13 @@ def _same_key(a: tuple[Any, ...] | None, b: tuple[Any, ...] | None) -> bool:
 
 
 class Patch(NamedTuple):
-    """Where a faulted buffer differs from the clean values, and the map that put it there."""
+    """Where a faulted buffer differs from the clean values (flat positions: a NumPy array, or
+    a tensor on the buffer's device), the map that put them there, and the clean values there
+    (to undo it; ``None`` until written)."""
 
     key: Hashable
-    positions: torch.Tensor
+    positions: Any
+    clean: Any = None
 
 
 @dataclass
@@ -105,37 +128,68 @@ class Buffers:
     fcodes: torch.Tensor | None = None
     fweight: torch.Tensor | None = None
     patches: dict[str, Patch] = field(default_factory=dict)
+    #: flat views (NumPy on the CPU) of the faulted buffers
+    views: dict[str, Any] = field(default_factory=dict)
     #: (pass index, patch of the codes or None) of the last flip on this thread
     flipped: tuple[int, Patch | None] | None = None
+    #: the counts of the faults in ``fcodes`` (events, changed bits, changed values)
+    counts: tuple[int, Any, Any] = (0, 0, 0)
+    #: the serial of the last pass whose sources were checked
+    checked: int = -1
 
-    def sync(self, sources: Sequence[torch.Tensor]) -> Buffers:
-        """Forget everything when the stored tensors changed since the buffers were made."""
+    def sync(self, sources: Sequence[Any], serial: int = -1) -> Buffers:
+        """Forget everything when the stored tensors changed since the buffers were made
+        (checked once per forward pass: ``serial`` is the pass's serial number)."""
+        if serial >= 0 and serial == self.checked:
+            return self
         key = source_key(sources)
         if key is None or not _same_key(key, self.key):
             self.reset()
             self.key = key
+        self.checked = serial
         return self
+
+    def flat(self, t: torch.Tensor) -> Any:
+        """:func:`flat` of ``t``, kept for the buffers' own tensors (they are read every pass)."""
+        for name in ("codes", "fcodes", "qweight", "fweight"):
+            if getattr(self, name) is t:
+                view = self.views.get(name)
+                if view is None:
+                    view = self.views[name] = flat(t)
+                return view
+        return flat(t)
+
+    def current(self, name: str, key: Hashable) -> torch.Tensor | None:
+        """The faulted buffer ``name`` if it already holds the faults of map ``key``."""
+        patch = self.patches.get(name)
+        return getattr(self, name) if patch is not None and patch.key == key else None
 
     def reset(self) -> None:
         self.key = self.scale = self.qweight = self.codes = None
         self.fcodes = self.fweight = self.flipped = None
         self.patches = {}
+        self.views = {}
+        self.checked = -1
 
     def write(self, name: str, clean: torch.Tensor, patch: Patch, values: Any) -> torch.Tensor:
-        """The faulted buffer ``name`` ("fcodes" or "fweight"): ``clean`` with ``values`` at
-        ``patch.positions``. The last patch is undone first; the same patch again costs nothing."""
+        """The faulted buffer ``name`` ("fcodes" or "fweight"): a copy of ``clean`` with
+        ``values`` at ``patch.positions``. The last patch is undone first (from the clean values
+        it saved); the same patch again costs nothing."""
         buf: torch.Tensor | None = getattr(self, name)
         old = self.patches.get(name)
         if buf is None or buf.shape != clean.shape or buf.dtype != clean.dtype:
             buf = clean.detach().clone(memory_format=torch.contiguous_format)
             setattr(self, name, buf)
+            self.views[name] = flat(buf)
             old = None
-        elif old is not None:
-            if old.key == patch.key:
-                return buf
-            scatter(buf, old.positions, gather(clean, old.positions))  # undo the last map
-        scatter(buf, patch.positions, values)
-        self.patches[name] = patch
+        elif old is not None and old.key == patch.key:
+            return buf
+        view = self.views[name]
+        if old is not None:
+            scatter(view, old.positions, old.clean)  # undo the last map
+        saved = gather(view, patch.positions)
+        scatter(view, patch.positions, values)
+        self.patches[name] = patch._replace(clean=saved)
         return buf
 
 

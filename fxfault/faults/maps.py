@@ -18,20 +18,22 @@ from .sampling import bernoulli_positions, distinct_uniform
 
 __all__ = ["FaultMap", "bit_faults", "fixed_faults", "pairs_to_map", "value_faults"]
 
+_SMALL = 32
+
 
 @dataclass(frozen=True)
 class FaultMap:
     """The faults of one pass of one site, on the CPU.
 
     :ivar key: equal keys mean equal maps (the plan's draw key and the site's settings).
-    :ivar index: sorted, distinct flat positions (int64).
+    :ivar index: sorted, distinct flat positions (an int64 NumPy array).
     :ivar payload: one int64 per position: a bit mask, or an offset for ``random``.
     :ivar events: the number of fault events (faulted bits; faulted values for value faults).
     """
 
     key: Hashable
-    index: torch.Tensor
-    payload: torch.Tensor
+    index: np.ndarray
+    payload: np.ndarray
     events: int
 
     @property
@@ -40,7 +42,7 @@ class FaultMap:
 
     @staticmethod
     def none(key: Hashable) -> FaultMap:
-        e = torch.empty(0, dtype=torch.int64)
+        e = np.empty(0, dtype=np.int64)
         return FaultMap(key, e, e, 0)
 
 
@@ -54,12 +56,21 @@ def pairs_to_map(key: Hashable, w: np.ndarray, b: np.ndarray, *, sorted_: bool =
     events = int(w.size)
     if events == 0:
         return FaultMap.none(key)
+    if sorted_ and events <= _SMALL:  # a handful of faults: plain Python beats NumPy's call costs
+        pos: list[int] = []
+        masks_l: list[int] = []
+        for wi, bi in zip(w.tolist(), b.tolist()):
+            if pos and pos[-1] == wi:
+                masks_l[-1] |= 1 << bi
+            else:
+                pos.append(wi)
+                masks_l.append(1 << bi)
+        return FaultMap(key, np.array(pos, dtype=np.int64), np.array(masks_l, dtype=np.int64), events)
     bitval = np.left_shift(np.int64(1), b.astype(np.int64))
     if sorted_:
         starts = np.flatnonzero(np.concatenate(([True], w[1:] != w[:-1])))
         if starts.size == w.size:
-            return FaultMap(key, torch.from_numpy(np.ascontiguousarray(w, dtype=np.int64)),
-                            torch.from_numpy(bitval), events)
+            return FaultMap(key, np.ascontiguousarray(w, dtype=np.int64), bitval, events)
         uniq = w[starts]
         masks = np.add.reduceat(bitval, starts)
     else:
@@ -67,10 +78,7 @@ def pairs_to_map(key: Hashable, w: np.ndarray, b: np.ndarray, *, sorted_: bool =
         masks = np.zeros(uniq.size, dtype=np.int64)
         np.add.at(masks, inverse, bitval)
     return FaultMap(
-        key,
-        torch.from_numpy(np.ascontiguousarray(uniq, dtype=np.int64)),
-        torch.from_numpy(np.ascontiguousarray(masks, dtype=np.int64)),
-        events,
+        key, np.ascontiguousarray(uniq, dtype=np.int64), np.ascontiguousarray(masks, dtype=np.int64), events
     )
 
 
@@ -78,23 +86,23 @@ def bit_faults(key: Hashable, numel: int, groups: Sequence[tuple[float, np.ndarr
                gen: torch.Generator) -> FaultMap:
     """Independent Bernoulli faults per (position, bit); ``groups`` pairs each distinct rate
     with the bit planes that fail at it (one geometric-skipping walk per rate)."""
+    if len(groups) == 1:  # the usual case: one rate for a set of planes
+        rate, planes = groups[0]
+        hits = bernoulli_positions(numel * planes.size, rate, gen).numpy()
+        if not hits.size:
+            return FaultMap.none(key)
+        pos, plane = np.divmod(hits, planes.size)
+        return pairs_to_map(key, pos, planes[plane], sorted_=True)
     ws: list[np.ndarray] = []
     bs: list[np.ndarray] = []
     for rate, planes in groups:
         hits = bernoulli_positions(numel * planes.size, rate, gen).numpy()
-        if not hits.size:
-            continue
-        if planes.size == 1:
-            ws.append(hits)
-            bs.append(np.full(hits.shape, planes[0], dtype=np.int64))
-        else:
+        if hits.size:
             pos, plane = np.divmod(hits, planes.size)
             ws.append(pos)
             bs.append(planes[plane])
     if not ws:
         return FaultMap.none(key)
-    if len(ws) == 1:
-        return pairs_to_map(key, ws[0], bs[0], sorted_=True)
     return pairs_to_map(key, np.concatenate(ws), np.concatenate(bs))
 
 
@@ -117,14 +125,14 @@ def value_faults(key: Hashable, numel: int, *, rate: float | None, fraction: flo
     """
     if fraction is not None:
         m = min(numel, round(fraction * numel))
-        idx = torch.sort(distinct_uniform(numel, m, gen)).values
+        idx = torch.sort(distinct_uniform(numel, m, gen)).values.numpy()
     else:
-        idx = bernoulli_positions(numel, float(rate or 0.0), gen)
-    n = int(idx.numel())
+        idx = bernoulli_positions(numel, float(rate or 0.0), gen).numpy()
+    n = int(idx.size)
     if n == 0:
         return FaultMap.none(key)
     if payload is not None:
-        pay = torch.full((n,), int(payload), dtype=torch.int64)
+        pay = np.full(n, int(payload), dtype=np.int64)
     else:
-        pay = torch.randint(1, span, (n,), generator=gen, dtype=torch.int64)
+        pay = torch.randint(1, span, (n,), generator=gen, dtype=torch.int64).numpy()
     return FaultMap(key, idx, pay, n)

@@ -53,11 +53,16 @@ def lookup(handle: int) -> Any:
 
 @dataclass(frozen=True)
 class Pass:
-    """The token of one forward pass: its index, and whether the sites may use their eval-mode
-    buffers (eval mode, no autograd, not compiling)."""
+    """The token of one forward pass: its index, whether the sites may use their eval-mode
+    buffers (eval mode, no autograd, not compiling), and a serial number unique to the call
+    (passes held by ``same_faults`` share an index, never a serial)."""
 
     index: int
     cached: bool
+    serial: int = -1
+
+
+_SERIALS = itertools.count()
 
 
 class FaultPlan(nn.Module):
@@ -70,6 +75,7 @@ class FaultPlan(nn.Module):
     _hold: int | None
     _held_passes: int
     _alloc: tuple[Any, dict[str, torch.Tensor]]
+    _sites: list[weakref.ref[Any]]
 
     def __init__(
         self,
@@ -95,11 +101,12 @@ class FaultPlan(nn.Module):
         d["_hold"] = None
         d["_held_passes"] = 0
         d["_alloc"] = (None, {})
+        d["_sites"] = d.get("_sites") or []
         d["handle"] = register(self)
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        for key in ("_lock", "_hold", "_held_passes", "_alloc", "handle"):
+        for key in ("_lock", "_hold", "_held_passes", "_alloc", "_sites", "handle"):
             state.pop(key, None)
         return state
 
@@ -118,7 +125,17 @@ class FaultPlan(nn.Module):
         if torch.compiler.is_compiling():
             return torch.ops.fxfault.next_pass(self.handle)
         cached = not self.training and not torch.is_grad_enabled()
-        return Pass(self.next_index(), cached)
+        index = self.next_index()
+        if not self.repeats():
+            for ref in self._sites:
+                site = ref()
+                if site is not None:
+                    site.prepare(index)
+        return Pass(index, cached, next(_SERIALS))
+
+    def attach(self, site: Any) -> None:
+        """Let the plan draw ``site``'s faults when a pass starts (see ``BitFlip.prepare``)."""
+        self._sites.append(weakref.ref(site))
 
     def next_index(self) -> int:
         """Take the next pass index (atomically); inside :meth:`hold`, the held one."""

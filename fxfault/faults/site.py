@@ -14,6 +14,7 @@ size or on the thread.
 
 from __future__ import annotations
 
+import collections
 import threading
 from collections.abc import Hashable, Sequence
 from typing import Any
@@ -23,7 +24,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from .cache import Buffers, Patch, SiteCache, gather, scatter
+from .cache import Buffers, Patch, SiteCache, flat, scatter
 from .encoding import Encoding, make_encoding
 from .inject import Injector
 from .maps import FaultMap, bit_faults, fixed_faults, pairs_to_map, value_faults
@@ -35,6 +36,8 @@ from .stats import SiteStats
 __all__ = ["BitFlip", "SiteStats"]
 
 PATTERNS = ("flip_lsb", "flip_msb", "flip_all", "random")
+#: drawn maps (and their device copies) a site keeps: repeating maps, and the last passes'
+_KEPT_MAPS = 16
 
 
 class BitFlip(nn.Module):
@@ -44,7 +47,7 @@ class BitFlip(nn.Module):
     plan: FaultPlan
     cache: SiteCache
     handle: int
-    _maps: dict[Hashable, FaultMap]
+    _maps: collections.OrderedDict[Hashable, Any]
     _maps_lock: threading.Lock
     _settings: int
     _collector: dict[str, torch.Tensor] | None
@@ -115,13 +118,14 @@ class BitFlip(nn.Module):
         self.cacheable = cacheable
         self.stats = SiteStats()
         self._init_runtime()
+        plan.attach(self)
         self._rates = plane_rates(bit_rates, self.bits, self.ber, where=name) if unit == "bit" else []
 
     # ------------------------------------------------------------------ identity
     def _init_runtime(self) -> None:
         d = self.__dict__
         d["cache"] = SiteCache()
-        d["_maps"] = {}
+        d["_maps"] = collections.OrderedDict()
         d["_maps_lock"] = threading.Lock()
         d["_settings"] = d.get("_settings", 0)
         d["_collector"] = None
@@ -136,6 +140,7 @@ class BitFlip(nn.Module):
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
         self._init_runtime()
+        self.plan.attach(self)
 
     def extra_repr(self) -> str:
         return (
@@ -276,7 +281,7 @@ class BitFlip(nn.Module):
                 raise ConfigError(f"pass_index must be a non-negative integer, got {pass_index!r}")
             t = int(pass_index)
         m = self.map_for(t)
-        return m.index, m.payload, m.events
+        return torch.from_numpy(m.index), torch.from_numpy(m.payload), m.events
 
     def map_for(self, pass_index: int, numel: int | None = None) -> FaultMap:
         """The :class:`FaultMap` of pass ``pass_index`` (kept while maps repeat)."""
@@ -289,12 +294,17 @@ class BitFlip(nn.Module):
         if hit is not None:
             return hit
         fmap = self._draw(key, numel)
-        if self.fixed_faults is not None or self.plan.repeats():
-            with self._maps_lock:
-                if len(self._maps) > 64:
-                    self._maps.clear()
-                self._maps[key] = fmap
+        with self._maps_lock:
+            while len(self._maps) >= _KEPT_MAPS:
+                self._maps.popitem(last=False)  # the oldest
+            self._maps[key] = fmap
         return fmap
+
+    def prepare(self, pass_index: int) -> None:
+        """Draw the faults of pass ``pass_index`` now (the plan calls this for every weight
+        site when a pass starts, so that sampling runs in one place, while it is warm)."""
+        if self.tensor == "weight" and self.is_active():
+            self.map_for(pass_index)
 
     def _draw(self, key: Hashable, numel: int) -> FaultMap:
         if self.fixed_faults is not None:
@@ -327,7 +337,7 @@ class BitFlip(nn.Module):
         none. With buffers (:meth:`cached`), the result is the site's faulted-codes buffer."""
         buf = self.cache.buffers() if self.cached(pass_) else None
         if buf is not None and sources is not None:
-            buf.sync(sources)
+            buf.sync(sources, pass_.serial)
         if not self.is_active():
             return self._unchanged(codes, pass_, buf)
         if self.tensor == "weight" and tuple(codes.shape) != self.shape:
@@ -337,24 +347,31 @@ class BitFlip(nn.Module):
                 "changing the model"
             )
         fmap = self.map_for(pass_.index, codes.numel())
+        if buf is not None and not fmap.empty:
+            ready = buf.current("fcodes", fmap.key)
+            if ready is not None:  # the same faults on the same clean codes: nothing to do
+                self.stats.add(exposed=codes.numel() * self.bits, events=buf.counts[0],
+                               bits=buf.counts[1], values=buf.counts[2])
+                buf.flipped = (pass_.index, buf.patches["fcodes"])
+                return ready
         if fmap.empty:
             self.stats.add(exposed=codes.numel() * self.bits, events=0, bits=0, values=0)
             return self._unchanged(codes, pass_, buf)
-        old = gather(codes, fmap.index)
-        if isinstance(old, np.ndarray):
-            old = old.astype(np.int64)
-            new, nbits = self.injector.apply(old, fmap.payload.numpy())
+        view = buf.flat(codes) if buf is not None else flat(codes)
+        index: Any
+        if isinstance(view, np.ndarray):
+            old = view[fmap.index].astype(np.int64)
+            new, nbits = self.injector.apply(old, fmap.payload)
             hit = new != old
-            index = fmap.index[torch.from_numpy(hit)] if not hit.all() else fmap.index
-            values: Any = new[hit]
-            nvalues: Any = int(index.numel())
+            index, values = (fmap.index, new) if hit.all() else (fmap.index[hit], new[hit])
+            nvalues: Any = int(index.size)
         else:
-            old = old.to(torch.int64)
-            new, nbits = self.injector.apply(old, fmap.payload.to(old.device))
+            index, payload = self._on(view.device, fmap)
+            old = view[index].to(torch.int64)
+            new, nbits = self.injector.apply(old, payload)
             hit = new != old
-            index = fmap.index.to(old.device)[hit]
-            values = new[hit]
-            nvalues = index.numel()  # stays on the device until read
+            index, values = index[hit], new[hit]
+            nvalues = hit.sum()  # stays on the device until read
         if nbits is None:  # XOR faults: every bit of the payload changes
             nbits = fmap.events if self.unit == "bit" else fmap.events * bin(
                 _pattern_mask(self.pattern, self.bits)).count("1")
@@ -363,10 +380,23 @@ class BitFlip(nn.Module):
         patch = Patch(fmap.key, index)
         if buf is not None:
             buf.flipped = (pass_.index, patch)
+            buf.counts = (fmap.events, nbits, nvalues)
             return buf.write("fcodes", codes, patch, values)
         out = codes.detach().clone(memory_format=torch.contiguous_format)
         scatter(out, index, values)
         return out
+
+    def _on(self, device: torch.device, fmap: FaultMap) -> tuple[torch.Tensor, torch.Tensor]:
+        """The map's positions and payloads on ``device`` (kept while maps repeat)."""
+        key = (fmap.key, device)
+        hit = self._maps.get(key)
+        if hit is None:
+            hit = (torch.from_numpy(fmap.index).to(device), torch.from_numpy(fmap.payload).to(device))
+            with self._maps_lock:
+                while len(self._maps) >= _KEPT_MAPS:
+                    self._maps.popitem(last=False)
+                self._maps[key] = hit
+        return hit  # type: ignore[return-value]
 
     def _unchanged(self, codes: torch.Tensor, pass_: Pass, buf: Buffers | None) -> torch.Tensor:
         if buf is not None:

@@ -62,20 +62,23 @@ def _steps(weight: torch.Tensor, bits: int, axis: int) -> torch.Tensor:
         # that it compiles and exports without data-dependent control flow.
         fill = amax.amax() / 2 ** (bits - 1)
         fill = torch.where(fill > 0, fill, torch.full_like(fill, torch.finfo(torch.float32).eps))
-        return torch.where(live, step, fill)
+        layout = [1] * weight.dim()
+        layout[axis] = -1
+        return torch.where(live, step, fill).reshape(layout)
 
 
 def symmetric_scale(
     weight: torch.Tensor, bits: int, axis: int = 0, site: Any = None, pass_: Pass | None = None
 ) -> torch.Tensor:
-    """Per-channel symmetric step sizes along ``axis``: ``max|w| / (2^(bits-1) - 1)`` (a 1-D
-    float32 tensor; see the module docstring for channels of zeros). With ``site`` and an eval
-    pass, kept while ``weight`` is unchanged."""
+    """Per-channel symmetric step sizes along ``axis``: ``max|w| / (2^(bits-1) - 1)``, float32,
+    shaped to broadcast over ``weight`` (``(C, 1, 1, 1)`` for a conv weight along axis 0; see the
+    module docstring for channels of zeros). With ``site`` and an eval pass, kept while
+    ``weight`` is unchanged."""
     traced = proxy_call(symmetric_scale, (weight, bits, axis), {"site": site, "pass_": pass_})
     if traced is not None:
         return traced
     if site is not None and site.cached(pass_):
-        buf = site.cache.buffers().sync((weight,))
+        buf = site.cache.buffers().sync((weight,), pass_.serial)  # type: ignore[union-attr]
         if buf.scale is None:
             buf.scale = _steps(weight, bits, axis)
         return buf.scale
@@ -84,13 +87,11 @@ def symmetric_scale(
 
 def _fake_quantize(weight: torch.Tensor, scale: torch.Tensor, qmin: int, qmax: int, axis: int) -> torch.Tensor:
     if (torch.is_grad_enabled() and weight.requires_grad) or torch.compiler.is_compiling():
-        zero = torch.zeros(scale.shape, dtype=torch.int32, device=scale.device)
-        return torch.fake_quantize_per_channel_affine(weight, scale, zero, axis, qmin, qmax)
-    shape = [1] * weight.dim()
-    shape[axis] = -1
-    s = scale.reshape(shape)
+        steps = scale.reshape(-1)
+        zero = torch.zeros(steps.shape, dtype=torch.int32, device=scale.device)
+        return torch.fake_quantize_per_channel_affine(weight, steps, zero, axis, qmin, qmax)
     with torch.no_grad():
-        return torch.mul(weight, s.reciprocal()).round_().clamp_(qmin, qmax).mul_(s)
+        return torch.mul(weight, scale.reciprocal()).round_().clamp_(qmin, qmax).mul_(scale)
 
 
 def fake_quantize(
@@ -102,14 +103,14 @@ def fake_quantize(
     site: Any = None,
     pass_: Pass | None = None,
 ) -> torch.Tensor:
-    """``clamp(round(w * (1 / scale)), qmin, qmax) * scale`` per channel along ``axis``, with a
-    straight-through gradient (``torch.fake_quantize_per_channel_affine``'s formula and
+    """``clamp(round(w * (1 / scale)), qmin, qmax) * scale`` per channel along ``axis`` (``scale``
+    as :func:`symmetric_scale` shapes it), with a straight-through gradient (``torch.fake_quantize_per_channel_affine``'s formula and
     backward). With ``site`` and an eval pass, kept while ``weight`` is unchanged."""
     traced = proxy_call(fake_quantize, (weight, scale, qmin, qmax, axis), {"site": site, "pass_": pass_})
     if traced is not None:
         return traced
     if site is not None and site.cached(pass_):
-        buf = site.cache.buffers().sync((weight,))
+        buf = site.cache.buffers().sync((weight,), pass_.serial)  # type: ignore[union-attr]
         if buf.qweight is None:
             buf.qweight = _fake_quantize(weight, scale, qmin, qmax, axis)
         return buf.qweight
@@ -161,7 +162,6 @@ class FloatAdapter(QuantizerAdapter):
         qmin = -qmax
         if bits < 2:
             raise ConfigError(f"layer {layer!r}: fxfault's symmetric quantizer needs at least 2 bits")
-        layout = (-1,) + (1,) * (w.dim() - 1)
 
         def build_quantizer(graph: fx.Graph, chain: ChainNodes) -> dict[str, fx.Node]:
             kwargs: dict[str, fx.node.Argument] = {"site": chain.site, "pass_": chain.pass_}
@@ -177,7 +177,7 @@ class FloatAdapter(QuantizerAdapter):
             qmin=qmin,
             qmax=qmax,
             shape=tuple(w.shape),
-            grid=Grid(Read(built="scale"), layout=layout),
+            grid=Grid(Read(built="scale")),
             build_quantizer=build_quantizer,
             weight=weight,
             consumer=node,
