@@ -26,7 +26,8 @@ from torch import fx, nn
 from .. import ops
 from ..faults.plan import FaultPlan
 from ..faults.site import BitFlip
-from ..quantizers.base import ChainNodes, SiteMatch, codes_dtype
+from ..quantizers.base import ChainNodes, SiteMatch
+from ..quantizers.codecs import DECODE_OPS, ENCODE_OPS, ChainContext, codec_of
 
 __all__ = [
     "CHAIN_ROLES",
@@ -110,73 +111,62 @@ def _source_nodes(gm: fx.GraphModule, graph: fx.Graph, found: dict[str, fx.Node 
 
 
 def insert_chain(gm: fx.GraphModule, m: SiteMatch, site: BitFlip, target: str, pass_node: fx.Node) -> dict[str, fx.Node]:
-    """Insert the chain of ``m`` for ``site`` (registered at ``target``); returns its nodes."""
+    """Insert the chain of ``m`` for ``site`` (registered at ``target``); returns its nodes by
+    role (``quantize`` and ``dequantize`` are the codec's encode and decode nodes)."""
     graph = gm.graph
-    nodes: dict[str, fx.Node] = {}
-    q = m.node
+    codec = codec_of(m)
     built: dict[str, fx.Node] = {}
+    nodes: dict[str, fx.Node] = {}
     if m.build_quantizer is not None:
         if m.consumer is None or m.weight is None:
             raise _contract(m, "builds a quantizer without a weight and a consumer")
         with graph.inserting_before(m.consumer):
-            site_ref = graph.get_attr(target)
-            built = m.build_quantizer(graph, ChainNodes(site_ref, pass_node))
-        q = built["out"]
-        m.consumer.replace_input_with(m.weight, q)
-        nodes["site"] = site_ref
+            nodes["site"] = graph.get_attr(target)
+            built = m.build_quantizer(graph, ChainNodes(nodes["site"], pass_node))
+        m.consumer.replace_input_with(m.weight, built["out"])
+    q = built.get("out", m.node)
     if q is None:
         raise _contract(m, "returned a site without a node")
-    stop = {pass_node, *(n for n in [nodes.get("site")] if n is not None)}
-    if m.domain == "int":
-        if m.consumer is None:
-            raise _contract(m, "returned an int-domain site without a consumer")
-        found = _walk_sources([q], stop)
-        with graph.inserting_after(q):
-            kwargs: dict[str, Any] = {}
-            if found is not None:
-                kwargs["sources"] = _source_nodes(gm, graph, found)
-            flip = graph.call_module(target, (q, pass_node), kwargs)
-        m.consumer.replace_input_with(q, flip)
-        site.cacheable = found is not None
-        nodes["flip"] = flip
-        return nodes
-    if m.grid is None:
-        raise _contract(m, "returned a float-domain site without a grid")
     with graph.inserting_before(q.next):
-        if "site" not in nodes:
-            nodes["site"] = graph.get_attr(target)
-        site_ref = nodes["site"]
-        scale, zp = m.grid.emit(graph, built)
-        roots = [q, scale] + ([zp] if zp is not None else [])
-        found = _walk_sources(roots, stop | {site_ref})
+        site_ref = nodes.get("site") or graph.get_attr(target)
+        nodes["site"] = site_ref
+        grid = codec.emit_grid(graph, built)
+        found = _walk_sources([q, *grid.values()], {pass_node, site_ref}) if site.tensor == "weight" else None
         sources = _source_nodes(gm, graph, found) if found is not None else None
-        codes = graph.call_function(
-            ops.quantize,
-            (q, scale, zp, m.qmin, m.qmax, codes_dtype(m.bits, m.signed)),
-            {"site": site_ref, "sources": sources, "pass_": pass_node},
-        )
-        flip = graph.call_module(target, (codes, pass_node))
-        deq = graph.call_function(ops.dequantize, (flip, scale, zp, q, codes), {"site": site_ref, "pass_": pass_node})
-        st = graph.call_function(ops.straight_through, (q, deq, site.gradient == "zero_faulted"))
+        ctx = ChainContext(site_ref, pass_node, sources)
+        codes = codec.encode(graph, q, ctx)
+        kwargs: dict[str, Any] = {"sources": sources} if codes is q and sources is not None else {}
+        flip = graph.call_module(target, (codes, pass_node), kwargs)
+        dec = codec.decode(graph, flip, codes, q, ctx)
+        out = dec
+        if codec.straight_through:
+            out = graph.call_function(ops.straight_through, (q, dec, site.gradient == "zero_faulted"))
+            nodes["straight_through"] = out
     site.cacheable = sources is not None
-    ours = {codes, flip, deq, st}
-    q.replace_all_uses_with(st, delete_user_cb=lambda u: u not in ours)
-    nodes.update(quantize=codes, flip=flip, dequantize=deq, straight_through=st, scale=scale)
-    if zp is not None:
-        nodes["zero_point"] = zp
+    ours = {codes, flip, dec, out, *nodes.values()}
+    if m.consumer is not None and m.build_quantizer is None and not codec.straight_through:
+        m.consumer.replace_input_with(q, out)
+    else:
+        q.replace_all_uses_with(out, delete_user_cb=lambda u: u not in ours)
+    if codes is not q:
+        nodes["quantize"] = codes
+    nodes["flip"] = flip
+    if dec is not flip:
+        nodes["dequantize"] = dec
+    nodes.update(grid)
     return nodes
 
 
 def rewire_shared(m: SiteMatch, first: SiteMatch, nodes: dict[str, fx.Node]) -> None:
     """A later read of an already faulted stored tensor reads the first chain's output."""
-    out = nodes.get("straight_through") or nodes["flip"]
+    out = nodes.get("straight_through") or nodes.get("dequantize") or nodes["flip"]
     if m.build_quantizer is not None:
         if m.consumer is None or m.weight is None:
             raise _contract(m, "builds a quantizer without a weight and a consumer")
         m.consumer.replace_input_with(m.weight, out)
-    elif m.domain == "int":
-        if m.consumer is None or m.node is None:
-            raise _contract(m, "returned an int-domain site without a consumer")
+    elif m.consumer is not None and not codec_of(m).straight_through:
+        if m.node is None:
+            raise _contract(m, "returned a site without a node")
         m.consumer.replace_input_with(m.node, out)
     elif m.node is not None:
         m.node.replace_all_uses_with(out)
@@ -207,8 +197,8 @@ class Chain:
         return str(getattr(self.site, "name", self.target))
 
 
-def _is_op(node: Any, fn: Any) -> bool:
-    return isinstance(node, fx.Node) and node.op == "call_function" and node.target is fn
+def _is_op(node: Any, fns: set[Any]) -> bool:
+    return isinstance(node, fx.Node) and node.op == "call_function" and node.target in fns
 
 
 def _is_module(root: nn.Module, target: str) -> bool:
@@ -232,7 +222,7 @@ def find_chains(graph: fx.Graph, root: nn.Module) -> list[Chain]:
             site = None
         chain = Chain(str(node.target), site, {"flip": node})
         src = node.args[0] if node.args else None
-        if _is_op(src, ops.quantize):
+        if _is_op(src, ENCODE_OPS):
             chain.nodes["quantize"] = src  # type: ignore[assignment]
             chain.nodes["clean"] = src.args[0]  # type: ignore[union-attr,assignment]
             grid = src.args[1]  # type: ignore[union-attr]
@@ -258,10 +248,10 @@ def find_chains(graph: fx.Graph, root: nn.Module) -> list[Chain]:
         elif isinstance(src, fx.Node):
             chain.nodes["codes"] = src
         for user in node.users:
-            if _is_op(user, ops.dequantize) and user.args[0] is node:
+            if _is_op(user, DECODE_OPS) and user.args[0] is node:
                 chain.nodes["dequantize"] = user
                 for u2 in user.users:
-                    if _is_op(u2, ops.straight_through) and u2.args[1] is user:
+                    if _is_op(u2, {ops.straight_through}) and u2.args[1] is user:
                         chain.nodes["straight_through"] = u2
         out.append(chain)
     return out

@@ -108,6 +108,7 @@ class ChainNodes(NamedTuple):
 class SiteMatch:
     """One quantizer found in the graph.
 
+    The chain's encode and decode nodes come from ``codec``, or from ``domain``:
     ``domain="float"``: ``node`` outputs the quantized float tensor; the pass inserts
     quantize -> flip -> dequantize -> straight-through after it. ``domain="int"``: ``node``
     outputs integer codes already (PT2E); the pass inserts flip between it and ``consumer``.
@@ -139,6 +140,8 @@ class SiteMatch:
     weight: fx.Node | None = None
     tensor: str = "weight"
     stored: str | None = None
+    #: a :class:`~fxfault.quantizers.codecs.Codec` for other families (default: from ``domain``)
+    codec: Any = None
     notes: dict[str, Any] = field(default_factory=dict)
 
     @property
