@@ -46,6 +46,14 @@ __all__ = ["SCHEMA_VERSION", "FaultConfig", "load_config"]
 SCHEMA_VERSION = 1
 
 FAULT_KINDS = ("flip", "stuck_at_0", "stuck_at_1")
+TARGETS = ("weight", "activation")
+UNITS = ("bit", "value")
+PATTERNS = ("flip_lsb", "flip_msb", "flip_all", "random")
+FLOAT_FORMATS = ("float32", "float16", "bfloat16", "float8_e4m3fn", "float8_e5m2", "native")
+_LAYER_DEFAULTS = {
+    "ber": 0.0, "fault": "flip", "encoding": "offset", "gradient": "ste", "act_gradient": "zero_faulted",
+    "fault_unit": "bit", "pattern": "random",
+}
 MODES = ("transient", "persistent")
 GRADIENTS = ("ste", "zero_faulted")
 
@@ -82,6 +90,15 @@ class FaultConfig:
     in_inference: bool = True
     leaf_modules: tuple[str, ...] = ()
     cache: bool = True
+    targets: tuple[str, ...] = ("weight",)
+    act_ber: PerLayer = None
+    act_gradient: PerLayer = "zero_faulted"
+    float_act_bits: PerLayer = None
+    fault_unit: PerLayer = "bit"
+    value_fraction: PerLayer = None
+    pattern: PerLayer = "random"
+    float_format: PerLayer = None
+    track_effect: bool = False
     version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
@@ -131,6 +148,19 @@ class FaultConfig:
         s(self, "in_inference", as_bool(self.in_inference, "in_inference"))
         s(self, "leaf_modules", as_patterns(self.leaf_modules, "leaf_modules"))
         s(self, "cache", as_bool(self.cache, "cache"))
+        s(self, "targets", _as_targets(self.targets))
+        if self.act_ber is not None:
+            s(self, "act_ber", per_layer(self.act_ber, "act_ber", as_rate))
+        s(self, "act_gradient", per_layer(self.act_gradient, "act_gradient", lambda v, w: as_choice(v, GRADIENTS, w)))
+        if self.float_act_bits is not None:
+            s(self, "float_act_bits", per_layer(self.float_act_bits, "float_act_bits", _as_optional_bits))
+        s(self, "fault_unit", per_layer(self.fault_unit, "fault_unit", lambda v, w: as_choice(v, UNITS, w)))
+        if self.value_fraction is not None:
+            s(self, "value_fraction", per_layer(self.value_fraction, "value_fraction", _as_optional_rate))
+        s(self, "pattern", per_layer(self.pattern, "pattern", _as_pattern))
+        if self.float_format is not None:
+            s(self, "float_format", per_layer(self.float_format, "float_format", _as_optional_format))
+        s(self, "track_effect", as_bool(self.track_effect, "track_effect"))
         if self.version != SCHEMA_VERSION:
             raise ConfigError(
                 f"this fxfault reads config schema version {SCHEMA_VERSION}, "
@@ -150,6 +180,11 @@ class FaultConfig:
                 UserWarning,
                 stacklevel=3,
             )
+        if self.value_fraction is not None and self.fault_unit == "bit":
+            raise ConfigError(
+                "value_fraction hits a fraction of the *values* of a tensor; it needs "
+                "fault_unit='value' (fault_unit='bit' draws each bit at the BER)"
+            )
         if self.seed_list is not None and self.mode == "persistent":
             raise ConfigError(
                 "seed_list rotates fault maps over forward passes; it cannot be combined with "
@@ -160,7 +195,7 @@ class FaultConfig:
     # ---------------------------------------------------------------- per-layer access
     def for_layer(self, name: str, layer: str) -> Any:
         """Resolve the per-layer field ``name`` for ``layer``."""
-        default = {"ber": 0.0, "fault": "flip", "encoding": "offset", "gradient": "ste"}.get(name)
+        default = _LAYER_DEFAULTS.get(name)
         return resolve_per_layer(getattr(self, name), layer, default, what=name)
 
     def bits_override(self, layer: str) -> int | None:
@@ -262,6 +297,38 @@ class FaultConfig:
 
 def _as_optional_bits(value: Any, what: str) -> int | None:
     return None if value is None else as_bits(value, what)
+
+
+def _as_targets(value: Any) -> tuple[str, ...]:
+    items = (value,) if isinstance(value, str) else value
+    if not isinstance(items, (tuple, list)) or not items:
+        raise ConfigError(
+            f"targets must name what gets fault sites: ('weight',), ('activation',) or "
+            f"('weight', 'activation'); got {value!r}"
+        )
+    out = tuple(as_choice(v, TARGETS, "each entry of targets") for v in items)
+    if len(set(out)) != len(out):
+        raise ConfigError(f"targets lists {value!r}; name each of 'weight' and 'activation' once")
+    return out
+
+
+def _as_optional_rate(value: Any, what: str) -> float | None:
+    return None if value is None else as_rate(value, what)
+
+
+def _as_pattern(value: Any, what: str) -> str | int:
+    if isinstance(value, str):
+        return as_choice(value, PATTERNS, what)
+    mask = as_int(value, what, minimum=1)
+    if mask >= 1 << 32:
+        raise ConfigError(f"{what}: an integer pattern is a bit mask of the code word, got {mask}")
+    return mask
+
+
+def _as_optional_format(value: Any, what: str) -> str | None:
+    if value is None:
+        return None
+    return as_choice(value, FLOAT_FORMATS, what)
 
 
 def _as_act_bits(value: Any, what: str) -> int:

@@ -144,6 +144,13 @@ class FaultPass:
 
     def _site(self, p: Planned, plan: FaultPlan, fixed: list[tuple[int, int]] | None) -> BitFlip:
         cfg, m, name = self.cfg, p.first, p.name
+        act = m.tensor == "activation"
+        unit = cfg.for_layer("fault_unit", name)
+        if unit == "value" and cfg.for_layer("bit_rates", name) is not None:
+            raise ConfigError(
+                f"site {name!r}: bit_rates set rates per bit position, which value-level faults "
+                "(fault_unit='value') do not have; give pattern= for what a hit does instead"
+            )
         site = BitFlip(
             name=name,
             layer=m.layer,
@@ -154,11 +161,14 @@ class FaultPass:
             qmax=m.qmax,
             shape=m.shape,
             plan=plan,
-            ber=cfg.for_layer("ber", name),
+            ber=cfg.for_layer("act_ber" if act and cfg.act_ber is not None else "ber", name),
             bit_rates=cfg.for_layer("bit_rates", name),
             fault=cfg.for_layer("fault", name),
             encoding=cfg.for_layer("encoding", name),
-            gradient=cfg.for_layer("gradient", name),
+            gradient=cfg.for_layer("act_gradient" if act else "gradient", name),
+            unit=unit,
+            fraction=cfg.for_layer("value_fraction", name),
+            pattern=cfg.for_layer("pattern", name),
             in_training=cfg.in_training,
             in_inference=cfg.in_inference,
             axis=m.axis,
