@@ -19,6 +19,8 @@ from .config import FaultConfig
 from .errors import (
     AdapterError,
     ConfigError,
+    CoverageError,
+    CoverageWarning,
     FxFaultError,
     GraphvizError,
     NoSitesError,
@@ -75,6 +77,8 @@ __all__ = [
     "AdapterError",
     "BerSummary",
     "ConfigError",
+    "CoverageError",
+    "CoverageWarning",
     "FaultConfig",
     "FaultStats",
     "FxFaultError",

@@ -10,6 +10,8 @@ from __future__ import annotations
 __all__ = [
     "AdapterError",
     "ConfigError",
+    "CoverageError",
+    "CoverageWarning",
     "FxFaultError",
     "GraphvizError",
     "NoSitesError",
@@ -54,3 +56,11 @@ class AdapterError(FxFaultError, RuntimeError):
 
 class GraphvizError(FxFaultError, RuntimeError):
     """The Graphviz ``dot`` program is missing or failed to render a graph."""
+
+
+class CoverageError(FxFaultError, ValueError):
+    """``transform(..., strict=True)``: a weight that a layer reads got no fault site."""
+
+
+class CoverageWarning(UserWarning):
+    """A weight that a layer reads got no fault site (``fxfault.coverage`` lists them)."""

@@ -136,6 +136,8 @@ class Buffers:
     counts: tuple[int, Any, Any] = (0, 0, 0)
     #: the serial of the last pass whose sources were checked
     checked: int = -1
+    #: what a codec keeps beside the buffers (a rebuilt weight, a packed module), by name
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def sync(self, sources: Sequence[Any], serial: int = -1) -> Buffers:
         """Forget everything when the stored tensors changed since the buffers were made
@@ -169,6 +171,7 @@ class Buffers:
         self.fcodes = self.fweight = self.flipped = None
         self.patches = {}
         self.views = {}
+        self.extra = {}
         self.checked = -1
 
     def write(self, name: str, clean: torch.Tensor, patch: Patch, values: Any) -> torch.Tensor:

@@ -46,6 +46,7 @@ def capture(
         through=through,
         leaf_patterns=cfg.leaf_modules,
         leaf_types=leaf_types,
+        call_hooks=[a.trace_call for a in adapters if type(a).trace_call is not QuantizerAdapter.trace_call],
     )
     graph = graph_of(shadow, tracer, {id(m) for m in through})
     remove_dead_nodes(graph)

@@ -47,6 +47,9 @@ def group_by_tensor(matches: list[SiteMatch], ctx: MatchContext) -> list[Planned
     out: list[Planned] = []
     by_id: dict[int, Planned] = {}
     for m in matches:
+        if m.tensor == "activation":  # a new tensor on every call: a site per quantizer call
+            out.append(Planned(f"{m.layer}:act", m))
+            continue
         obj = _stored_object(m, ctx)
         planned = by_id.get(id(obj))
         if planned is None:

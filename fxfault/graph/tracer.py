@@ -76,6 +76,7 @@ class FaultTracer(fx.Tracer):
         through: Iterable[nn.Module] = (),
         leaf_patterns: Sequence[str] = (),
         leaf_types: tuple[type, ...] = (),
+        call_hooks: Sequence[Any] = (),
     ) -> None:
         # shapes of parameters are static: `len(self.weight.shape)` works while tracing
         super().__init__(param_shapes_constant=True)
@@ -85,6 +86,9 @@ class FaultTracer(fx.Tracer):
         self._leaf_patterns = tuple(leaf_patterns)
         self._leaf_types = leaf_types
         self._stack: list[tuple[str, type]] = []
+        #: ``hook(tracer, module, forward, args, kwargs)`` -> a result, or ``NotImplemented`` to
+        #: let the tracer call the module as usual (adapters' ``trace_call``)
+        self._call_hooks = tuple(call_hooks)
         self.failed_in: tuple[str, type] | None = None
         self.leaves_used: set[str] = set()
 
@@ -113,6 +117,10 @@ class FaultTracer(fx.Tracer):
             name = "<unregistered module>"
         self._stack.append((name, type(m)))
         try:
+            for hook in self._call_hooks:
+                out = hook(self, m, forward, args, kwargs)
+                if out is not NotImplemented:
+                    return out
             return super().call_module(m, forward, args, kwargs)
         except Exception:
             if self.failed_in is None:

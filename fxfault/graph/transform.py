@@ -16,6 +16,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import torch
 from torch import fx, nn
 
 from ..config import FaultConfig, load_config
@@ -41,6 +42,8 @@ def transform(
     seed: int | None = None,
     leaf_modules: Sequence[type] = (),
     check: bool = True,
+    example_inputs: Any = None,
+    strict: bool = False,
 ) -> fx.GraphModule:
     """Return a standalone copy of ``model`` with bit-flip faults after each weight quantizer.
 
@@ -56,6 +59,11 @@ def transform(
     :param seed: overrides ``cfg.seed``.
     :param leaf_modules: module types to keep whole when tracing (also ``cfg.leaf_modules``).
     :param check: verify that each quantizer's output lies on the grid its adapter reads.
+    :param example_inputs: inputs of one forward pass (a tensor or a tuple): they calibrate
+        fxfault's own activation quantizer (``float_act_bits``), and let models that torch.fx
+        cannot trace go through ``torch.export`` instead.
+    :param strict: raise :class:`~fxfault.errors.CoverageError` instead of warning when a
+        weight that a layer reads gets no site.
     :returns: a ``torch.fx.GraphModule`` that shares parameters and buffers with ``model``.
 
     Example::
@@ -76,22 +84,41 @@ def transform(
             raise TypeError(f"leaf_modules must hold nn.Module subclasses, got {t!r}")
     if not isinstance(check, bool):
         raise TypeError(f"check must be True or False, got {check!r}")
-    return FaultPass(load_config(cfg, ber=ber, seed=seed), tuple(leaf_modules), check).apply(model)
+    if not isinstance(strict, bool):
+        raise TypeError(f"strict must be True or False, got {strict!r}")
+    inputs = _as_inputs(example_inputs)
+    return FaultPass(load_config(cfg, ber=ber, seed=seed), tuple(leaf_modules), check, inputs, strict).apply(model)
+
+
+def _as_inputs(example_inputs: Any) -> tuple[Any, ...] | None:
+    if example_inputs is None:
+        return None
+    if isinstance(example_inputs, torch.Tensor):
+        return (example_inputs,)
+    if isinstance(example_inputs, (tuple, list)):
+        return tuple(example_inputs)
+    raise TypeError(
+        "example_inputs must be a tensor or a tuple of the forward's positional inputs, got "
+        f"{type(example_inputs).__name__}"
+    )
 
 
 class FaultPass:
     """The transform as an object: settings in ``__init__``, the work in :meth:`apply`."""
 
-    def __init__(self, cfg: FaultConfig, leaf_types: tuple[type, ...] = (), check: bool = True) -> None:
+    def __init__(self, cfg: FaultConfig, leaf_types: tuple[type, ...] = (), check: bool = True,
+                 example_inputs: tuple[Any, ...] | None = None, strict: bool = False) -> None:
         self.cfg = cfg
         self.leaf_types = leaf_types
         self.check = check
+        self.example_inputs = example_inputs
+        self.strict = strict
 
     def apply(self, model: nn.Module) -> fx.GraphModule:
         cfg = self.cfg
         found = adapters()
         gm = capture(model, cfg, found, self.leaf_types)
-        ctx = MatchContext(gm, gm.graph, cfg)
+        ctx = MatchContext(gm, gm.graph, cfg, self.example_inputs)
         matches = self._match(gm, model, ctx, found)
         chosen = select(cfg, group_by_tensor(matches, ctx))
         plan = FaultPlan(cfg.seed, cfg.mode, cfg.seed_list, cfg.count)

@@ -152,10 +152,13 @@ class SiteMatch:
 class MatchContext:
     """What an adapter may look at while matching: the traced graph and the model copy."""
 
-    def __init__(self, root: nn.Module, graph: fx.Graph, cfg: FaultConfig) -> None:
+    def __init__(self, root: nn.Module, graph: fx.Graph, cfg: FaultConfig,
+                 example_inputs: tuple[Any, ...] | None = None) -> None:
         self.root = root
         self.graph = graph
         self.cfg = cfg
+        #: the ``example_inputs`` given to ``fxfault.transform`` (for calibration), if any
+        self.example_inputs = example_inputs
         self._modules = dict(root.named_modules(remove_duplicate=False))
 
     def module(self, target: str) -> nn.Module:
@@ -192,6 +195,13 @@ class QuantizerAdapter:
 
     def prepare(self, shadow: nn.Module, cfg: FaultConfig) -> None:
         """Set trace-time attributes on the tracer's private copy of the model."""
+
+    def trace_call(self, tracer: Any, module: nn.Module, forward: Any, args: tuple[Any, ...],
+                   kwargs: dict[str, Any]) -> Any:
+        """Trace a call of ``module`` this family needs handled specially (for example, wrap
+        the output of a layer that returns a tensor subclass); ``NotImplemented`` lets the
+        tracer call it as usual."""
+        return NotImplemented
 
     def candidate_layers(self, shadow: nn.Module, cfg: FaultConfig) -> Iterable[str]:
         """Layer names this adapter could turn into sites (used to check config patterns)."""

@@ -89,14 +89,17 @@ def set_enabled(gm: nn.Module, enabled: bool, layers: Layers = None) -> None:
         s.enabled = enabled
 
 
-def set_ber(gm: nn.Module, ber: Any, layers: Layers = None) -> None:
-    """Set the bit-error rate of all sites (or of ``layers``) without re-tracing.
+def set_ber(gm: nn.Module, ber: Any, layers: Layers = None, *, kind: str | None = None) -> None:
+    """Set the bit-error rate of all sites (or of ``layers``; with ``kind="weight"`` or
+    ``"activation"``, of the sites of that kind only) without re-tracing.
 
     Persistent fault maps are redrawn at the new rate with the same trial seed; the clean
     eval-mode buffers stay valid.
     """
     value = as_rate(ber, "ber")
-    for s in select_sites(gm, layers, "set_ber(layers=...)"):
+    if kind is not None and kind not in ("weight", "activation"):
+        raise ConfigError(f"kind must be 'weight', 'activation' or None (all sites), got {kind!r}")
+    for s in select_sites(gm, layers, "set_ber(layers=...)", tensor=kind):
         s.set_ber(value)
 
 
