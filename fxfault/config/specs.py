@@ -10,9 +10,11 @@ from typing import Any
 
 from ..errors import ConfigError
 
-__all__ = ["NAMED_ENCODINGS", "PRESETS", "normalise_encoding_spec", "parse_rates_spec"]
+__all__ = ["FLOAT_PRESETS", "NAMED_ENCODINGS", "PRESETS", "normalise_encoding_spec", "parse_rates_spec"]
 
-PRESETS = ("msb_only", "skip_msb", "skip_msb2", "bit=i", "dual:a,b")
+#: bit-plane presets of float sites (``float_format=``): the fields of the IEEE word
+FLOAT_PRESETS = ("sign", "exponent", "exponent_msb", "mantissa", "mantissa_msb")
+PRESETS = ("msb_only", "skip_msb", "skip_msb2", "bit=i", "dual:a,b", *FLOAT_PRESETS)
 
 
 def _rate(x: Any, what: str) -> float:
@@ -33,7 +35,7 @@ def parse_rates_spec(value: Any, what: str = "bit_rates") -> Any:
         return None
     if isinstance(value, str):
         v = value.strip()
-        if v in ("msb_only", "skip_msb", "skip_msb2"):
+        if v in ("msb_only", "skip_msb", "skip_msb2", *FLOAT_PRESETS):
             return v
         if v.startswith("bit="):
             try:

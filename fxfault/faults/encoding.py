@@ -26,6 +26,7 @@ import torch
 
 from ..config.specs import normalise_encoding_spec
 from ..errors import ConfigError
+from .formats import FloatFormat
 
 __all__ = ["Encoding", "make_encoding", "normalise_encoding_spec", "value_space"]
 
@@ -40,11 +41,15 @@ class Encoding:
     """A value <-> word map for one site (``k`` bits, signed or unsigned value space)."""
 
     def __init__(self, spec: Any, k: int, signed: bool, qmin: int, qmax: int, *, where: str = ""):
-        self.spec = spec
+        #: the float format whose bit pattern the codes are (a float site), else ``None``
+        self.format: FloatFormat | None = spec if isinstance(spec, FloatFormat) else None
+        self.spec = spec.name if self.format is not None else spec
         self.k = k
         self.signed = signed
         self.vmin, self.vmax = value_space(k, signed)
-        self.name = spec if isinstance(spec, str) else "table"
+        self.name = self.spec if isinstance(self.spec, str) else "table"
+        # a float's bits are stored as they are: two's complement of the signed integer view
+        self._raw = self.name == "twos" or self.format is not None
         at = f" at site {where}" if where else ""
         if not (self.vmin <= qmin <= qmax <= self.vmax):
             raise ConfigError(
@@ -120,7 +125,7 @@ class Encoding:
         name = self.name
         if name == "offset":
             return v - self.vmin
-        if name == "twos":
+        if self._raw:
             return v & ((1 << k) - 1)
         if name == "sign_magnitude":
             where = np.where if isinstance(v, np.ndarray) else torch.where
@@ -137,7 +142,7 @@ class Encoding:
         name = self.name
         if name == "offset":
             return w + self.vmin
-        if name == "twos":
+        if self._raw:
             if not self.signed:
                 return w
             where = np.where if isinstance(w, np.ndarray) else torch.where
@@ -166,5 +171,8 @@ class Encoding:
 
 
 def make_encoding(spec: Any, k: int, qmin: int, qmax: int, *, where: str = "") -> Encoding:
-    """The encoding of a site with ``k`` bits and code range ``[qmin, qmax]``."""
+    """The encoding of a site with ``k`` bits and code range ``[qmin, qmax]`` (a
+    :class:`~fxfault.faults.formats.FloatFormat` for a float site: its raw bit pattern)."""
+    if isinstance(spec, FloatFormat):
+        return Encoding(spec, k, True, qmin, qmax, where=where)
     return Encoding(normalise_encoding_spec(spec), k, qmin < 0, qmin, qmax, where=where)

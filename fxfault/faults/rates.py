@@ -13,14 +13,21 @@ spec          per-bit rates for a site with bit-error rate ``ber`` and ``k`` bit
 ``dual:a,b``  the MSB at rate ``a`` and the second MSB at rate ``b`` (absolute; ``ber`` unused)
 list          one absolute rate per bit, LSB first; its length must equal ``k``
 ============  =====================================================================
+
+Float sites (``float_format=``) also take the fields of their format
+(:mod:`fxfault.faults.formats`): ``sign``, ``exponent``, ``mantissa`` (every bit of the field
+at ``ber``), ``exponent_msb`` (the top exponent bit: the flip that turns 0.01 into about
+3.4e36 in float32) and ``mantissa_msb`` (the top mantissa bit). The presets above apply to the
+bits of the format's word (``msb_only`` is the sign bit).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from ..config.specs import PRESETS, parse_rates_spec
+from ..config.specs import FLOAT_PRESETS, PRESETS, parse_rates_spec
 from ..errors import ConfigError
+from .formats import FloatFormat
 
 __all__ = ["PRESETS", "describe", "is_absolute", "parse_rates_spec", "plane_rates"]
 
@@ -29,11 +36,22 @@ def is_absolute(spec: Any) -> bool:
     return isinstance(spec, tuple) or (isinstance(spec, str) and spec.startswith("dual:"))
 
 
-def plane_rates(spec: Any, k: int, ber: float, *, where: str = "") -> list[float]:
-    """Per-bit rates (LSB first) of a ``k``-bit site; raises if the spec does not fit ``k``."""
+def plane_rates(spec: Any, k: int, ber: float, *, where: str = "", fmt: FloatFormat | None = None) -> list[float]:
+    """Per-bit rates (LSB first) of a ``k``-bit site (of float format ``fmt``, for a float site);
+    raises if the spec does not fit the site."""
     at = f" (site {where})" if where else ""
     if spec is None:
         return [ber] * k
+    if isinstance(spec, str) and spec in FLOAT_PRESETS:
+        if fmt is None:
+            raise ConfigError(
+                f"bit_rates {spec!r}{at} names a field of a float word, but this site holds "
+                "integer codes; use it with float_format=... (or msb_only/bit=i for codes)"
+            )
+        field, _, top = spec.partition("_")
+        planes = fmt.planes(field)
+        chosen = {max(planes)} if top == "msb" else set(planes)
+        return [ber if j in chosen else 0.0 for j in range(k)]
     if isinstance(spec, tuple):
         if len(spec) != k:
             raise ConfigError(

@@ -119,7 +119,7 @@ class BitFlip(nn.Module):
         self.stats = SiteStats()
         self._init_runtime()
         plan.attach(self)
-        self._rates = plane_rates(bit_rates, self.bits, self.ber, where=name) if unit == "bit" else []
+        self._rates = plane_rates(bit_rates, self.bits, self.ber, where=name, fmt=self.encoding.format) if unit == "bit" else []
 
     # ------------------------------------------------------------------ identity
     def _init_runtime(self) -> None:
@@ -205,7 +205,7 @@ class BitFlip(nn.Module):
             )
         self.ber = float(ber)
         if self.unit == "bit":
-            self._rates = plane_rates(self.bit_rates, self.bits, self.ber, where=self.name)
+            self._rates = plane_rates(self.bit_rates, self.bits, self.ber, where=self.name, fmt=self.encoding.format)
         else:
             self.changed()
 
@@ -234,7 +234,7 @@ class BitFlip(nn.Module):
 
     def targeted_planes(self) -> list[int]:
         """Bit planes that can fail (for ``count``): those with a non-zero rate pattern."""
-        mask = plane_rates(self.bit_rates, self.bits, 1.0, where=self.name)
+        mask = plane_rates(self.bit_rates, self.bits, 1.0, where=self.name, fmt=self.encoding.format)
         return [b for b, r in enumerate(mask) if r > 0]
 
     def expected_events(self) -> float:

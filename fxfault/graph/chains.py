@@ -127,7 +127,9 @@ def insert_chain(gm: fx.GraphModule, m: SiteMatch, site: BitFlip, target: str, p
     q = built.get("out", m.node)
     if q is None:
         raise _contract(m, "returned a site without a node")
-    with graph.inserting_before(q.next):
+    # a built quantizer sits right before its consumer, and so does its chain
+    where = m.consumer if m.build_quantizer is not None else q.next
+    with graph.inserting_before(where):
         site_ref = nodes.get("site") or graph.get_attr(target)
         nodes["site"] = site_ref
         grid = codec.emit_grid(graph, built)
@@ -225,10 +227,11 @@ def find_chains(graph: fx.Graph, root: nn.Module) -> list[Chain]:
         if _is_op(src, ENCODE_OPS):
             chain.nodes["quantize"] = src  # type: ignore[assignment]
             chain.nodes["clean"] = src.args[0]  # type: ignore[union-attr,assignment]
-            grid = src.args[1]  # type: ignore[union-attr]
+            is_grid = src.target is ops.quantize  # type: ignore[union-attr]
+            grid = src.args[1] if is_grid else None  # type: ignore[union-attr]
             if isinstance(grid, fx.Node):
                 chain.nodes["scale"] = grid
-            zp = src.args[2]  # type: ignore[union-attr]
+            zp = src.args[2] if is_grid else None  # type: ignore[union-attr]
             if isinstance(zp, fx.Node):
                 chain.nodes["zero_point"] = zp
             ref = src.kwargs.get("site")  # type: ignore[union-attr]

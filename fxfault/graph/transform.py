@@ -142,8 +142,8 @@ class FaultPass:
                     "of the selected sites"
                 )
         if self.check:
-            for p, site, nodes in inserted:
-                if p.first.domain == "float" and "quantize" in nodes:
+            for _, site, nodes in inserted:
+                if "quantize" in nodes and "scale" in nodes:
                     q = nodes["quantize"].args[0]
                     verify_grid(gm, site.name, site.quantizer, site.qmin, site.qmax, site.bits,
                                 q, nodes["scale"], nodes.get("zero_point"))  # type: ignore[arg-type]
@@ -169,6 +169,18 @@ class FaultPass:
             raise no_sites_error(gm, model, found)
         return matches
 
+    def _encoding(self, m: SiteMatch, name: str) -> Any:
+        """The config's encoding, or the one the stored bits have (a float site's format)."""
+        asked = self.cfg.for_layer("encoding", name)
+        if m.encoding is None:
+            return asked
+        if asked != "offset":
+            raise ConfigError(
+                f"site {name!r} stores {m.encoding.name} floats, whose bits are laid out by the "
+                f"format itself; encoding={asked!r} does not apply to it (leave encoding out for it)"
+            )
+        return m.encoding
+
     def _site(self, p: Planned, plan: FaultPlan, fixed: list[tuple[int, int]] | None) -> BitFlip:
         cfg, m, name = self.cfg, p.first, p.name
         act = m.tensor == "activation"
@@ -191,7 +203,7 @@ class FaultPass:
             ber=cfg.for_layer("act_ber" if act and cfg.act_ber is not None else "ber", name),
             bit_rates=cfg.for_layer("bit_rates", name),
             fault=cfg.for_layer("fault", name),
-            encoding=cfg.for_layer("encoding", name),
+            encoding=self._encoding(m, name),
             gradient=cfg.for_layer("act_gradient" if act else "gradient", name),
             unit=unit,
             fraction=cfg.for_layer("value_fraction", name),

@@ -9,6 +9,7 @@ from __future__ import annotations
 from .base import MatchContext, QuantizerAdapter, SiteMatch, codes_dtype
 from .brevitas import BrevitasAdapter
 from .custom import ModuleQuantizerAdapter, register_quantizer
+from .float_format import FloatFormatAdapter
 from .lsq import LSQAdapter
 from .own import FloatAdapter
 from .pt2e import PT2EAdapter
@@ -31,6 +32,7 @@ _ADAPTERS: list[QuantizerAdapter] = [
     TorchAOQATAdapter(),
     PT2EAdapter(),
     BrevitasAdapter(),
+    FloatFormatAdapter(),
     FloatAdapter(),
 ]
 

@@ -142,6 +142,8 @@ class SiteMatch:
     stored: str | None = None
     #: a :class:`~fxfault.quantizers.codecs.Codec` for other families (default: from ``domain``)
     codec: Any = None
+    #: the encoding the stored bits have whatever the config says (a float site's format)
+    encoding: Any = None
     notes: dict[str, Any] = field(default_factory=dict)
 
     @property

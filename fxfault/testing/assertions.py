@@ -77,7 +77,8 @@ def _check_chain(chain: Chain) -> list[str]:
         problems.append(
             f"site {name!r}: the dequantize output is read by more than the straight-through:\n    {others}"
         )
-    if len(deq.args) < 5 or deq.args[3] is not clean or deq.args[4] is not q:
+    # every decode op takes (codes, ..., reference, reference_codes)
+    if len(deq.args) < 3 or deq.args[-2] is not clean or deq.args[-1] is not q:
         problems.append(
             f"site {name!r}: the dequantize must read the quantizer output {_fmt(clean)} as its "
             f"reference and the quantize node as its reference codes:\n    {_fmt(deq)}"
