@@ -215,6 +215,10 @@ class SiteCache:
                 buf = self._threads.setdefault(ident, Buffers())
         return buf
 
+    def threads(self) -> int:
+        """How many threads hold buffers (those of finished threads go when a new one comes)."""
+        return len(self._threads)
+
     def invalidate(self) -> None:
         """Forget the buffers of every thread (they are rebuilt on the next eval pass)."""
         with self._lock:
