@@ -45,9 +45,8 @@ def test_a_layer_called_twice_is_one_site_with_one_map():
         gm(X)
     st = fxfault.stats(gm)
     assert st.total.passes == 1 and st.total.exposed_bits == 4 * 4 * 9 * 4  # 144 weights, stored once
-    with torch.no_grad():
-        with fxfault.disabled(gm):
-            assert torch.equal(gm(X), model(X))
+    with torch.no_grad(), fxfault.disabled(gm):
+        assert torch.equal(gm(X), model(X))
 
 
 def test_the_fault_list_of_a_shared_layer_replays():

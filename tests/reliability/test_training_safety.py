@@ -10,7 +10,13 @@ from fxfault import FaultConfig
 from fxfault.control import fault_sites
 from fxfault.graph.access import plan_of
 from fxfault.testing import lsq_small_cnn
-from fxfault.training import BerSchedule, clean_quantized_weights, recalibrate_batchnorm, same_faults, sam_step
+from fxfault.training import (
+    BerSchedule,
+    clean_quantized_weights,
+    recalibrate_batchnorm,
+    sam_step,
+    same_faults,
+)
 
 X = torch.rand(4, 1, 8, 8, generator=torch.Generator().manual_seed(0))
 Y = torch.tensor([0, 1, 2, 3])
