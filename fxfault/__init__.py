@@ -49,6 +49,7 @@ from .runtime.control import (
     set_enabled,
     stats,
 )
+from .runtime.saving import load, save
 from .transform import transform
 
 #: public names that load their module on first use (PEP 562)
@@ -101,9 +102,11 @@ __all__ = [
     "disabled",
     "export",
     "fault_list",
+    "load",
     "register_quantizer",
     "resample",
     "reset_stats",
+    "save",
     "set_ber",
     "set_enabled",
     "sites",

@@ -152,6 +152,11 @@ class FaultPlan(nn.Module):
         """The index the next forward pass will get."""
         return int(self._hold) if self._hold is not None else int(self._next)
 
+    def advance(self, next_pass: int) -> None:
+        """Make ``next_pass`` the index of the next forward pass (restoring a saved state)."""
+        with self._lock:
+            self.__dict__["_next"] = int(next_pass)
+
     @property
     def holding(self) -> bool:
         """Whether passes get the held index (inside :meth:`hold`)."""

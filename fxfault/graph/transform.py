@@ -153,7 +153,12 @@ class FaultPass:
         annotate(gm.graph, gm)
         gm.graph.lint()
         gm.recompile()
-        gm.meta["fxfault"] = {"config": cfg.to_dict(), "sites": [s.name for _, s, _ in inserted]}
+        gm.meta["fxfault"] = {
+            "config": cfg.to_dict(),
+            "sites": [s.name for _, s, _ in inserted],
+            "options": {"check": self.check, "strict": self.strict,
+                        "leaf_modules": [f"{t.__module__}.{t.__qualname__}" for t in self.leaf_types]},
+        }
         return gm
 
     def _match(self, gm: fx.GraphModule, model: nn.Module, ctx: MatchContext, found: list[Any]) -> list[SiteMatch]:
