@@ -214,16 +214,26 @@ def dequantize(
     if codes is reference_codes:
         return reference
     if site is not None and site.cached(pass_):
-        buf = site.cache.buffers()
-        flipped = buf.flipped
-        if flipped is not None and flipped[0] == pass_.index and flipped[1] is not None:  # type: ignore[union-attr]
-            patch = flipped[1]
-            ready = buf.current("fweight", patch.key)
-            if ready is not None:
-                return ready
-            values = decode_at(buf.flat(codes), scale, zero_point, reference, patch.positions)
-            return buf.write("fweight", reference, patch, values)
+        out = faulted_buffer(site, pass_, reference,  # type: ignore[arg-type]
+                             lambda view, at: decode_at(view, scale, zero_point, reference, at), codes)
+        if out is not None:
+            return out
     return _dequantize_impl(codes, scale, zero_point, reference, reference_codes)
+
+
+def faulted_buffer(site: Any, pass_: Pass, reference: torch.Tensor, values: Any, codes: torch.Tensor) -> Any:
+    """The decode step of a chain from the site's eval buffers: ``reference`` with
+    ``values(codes view, positions)`` at the positions the flip of this pass changed (kept while
+    the map is unchanged); ``None`` when this pass's flip did not use the buffers."""
+    buf = site.cache.buffers()
+    flipped = buf.flipped
+    if flipped is None or flipped[0] != pass_.index or flipped[1] is None:
+        return None
+    patch = flipped[1]
+    ready = buf.current("fweight", patch.key)
+    if ready is not None:
+        return ready
+    return buf.write("fweight", reference, patch, values(buf.flat(codes), patch.positions))
 
 
 def straight_through(clean: torch.Tensor, faulted: torch.Tensor, zero_faulted: bool = False) -> torch.Tensor:

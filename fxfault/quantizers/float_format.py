@@ -33,7 +33,7 @@ from ..errors import ConfigError
 from ..faults.cache import gather, numpy_ok, scatter
 from ..faults.formats import FORMATS, FloatFormat, format_of
 from ..faults.plan import Pass
-from ..ops import proxy_call
+from ..ops import faulted_buffer, proxy_call
 from .base import ChainNodes, MatchContext, QuantizerAdapter, SiteMatch
 from .codecs import DECODE_OPS, ENCODE_OPS, ChainContext, Codec
 
@@ -131,15 +131,10 @@ def bits_to_float(codes: torch.Tensor, fmt: str, reference: torch.Tensor, refere
         return reference
     f = FORMATS[fmt]
     if site is not None and site.cached(pass_):
-        buf = site.cache.buffers()
-        flipped = buf.flipped
-        if flipped is not None and flipped[0] == pass_.index and flipped[1] is not None:  # type: ignore[union-attr]
-            patch = flipped[1]
-            ready = buf.current("fweight", patch.key)
-            if ready is not None:
-                return ready
-            values = _floats_at(buf.flat(codes), patch.positions, f, reference)
-            return buf.write("fweight", reference, patch, values)
+        out = faulted_buffer(site, pass_, reference,  # type: ignore[arg-type]
+                             lambda view, at: _floats_at(view, at, f, reference), codes)
+        if out is not None:
+            return out
     return _from_bits(codes, f, reference, reference_codes)
 
 
