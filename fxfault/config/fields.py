@@ -86,14 +86,14 @@ def as_int(value: Any, what: str, *, minimum: int | None = None, maximum: int | 
     value = _scalar(value)
     if isinstance(value, bool):
         raise ConfigError(f"{what} must be an integer, got the bool {value!r}")
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        value = int(value.strip())
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if not isinstance(value, numbers.Integral):
         raise ConfigError(f"{what} must be an integer, got {type(value).__name__} {value!r}")
     value = int(value)
     if minimum is not None and value < minimum:
+        if minimum == 0:
+            raise ConfigError(f"{what} must be >= 0 (a non-negative integer), got {value}")
         raise ConfigError(f"{what} must be >= {minimum}, got {value}")
     if maximum is not None and value > maximum:
         raise ConfigError(f"{what} must be <= {maximum}, got {value}")
@@ -101,7 +101,9 @@ def as_int(value: Any, what: str, *, minimum: int | None = None, maximum: int | 
 
 
 def as_bits(value: Any, what: str, *, maximum: int = MAX_BITS) -> int:
-    """A bit width in ``1..maximum``."""
+    """A bit width in ``1..maximum`` (digit strings from a command line or YAML too)."""
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
     try:
         return as_int(value, what, minimum=1, maximum=maximum)
     except ConfigError:

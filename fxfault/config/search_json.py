@@ -28,7 +28,7 @@ def read_search_json(
 ) -> tuple[dict[str, int], dict[str, int]]:
     """Return ``(weight_bits, act_bits)`` as mappings of layer name to width."""
     if isinstance(path, dict):
-        data, where = path, "the search config"
+        data, where = path, "(a mapping)"
     else:
         p = Path(path)
         where = repr(str(p))

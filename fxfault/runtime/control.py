@@ -14,7 +14,6 @@ Example::
 from __future__ import annotations
 
 import contextlib
-import numbers
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from fnmatch import fnmatchcase
@@ -23,6 +22,7 @@ from typing import Any
 from torch import nn
 
 from ..config import as_rate, check_patterns
+from ..config.fields import as_int
 from ..errors import ConfigError
 from ..faults.site import BitFlip
 from ..faults.stats import SiteStats
@@ -104,11 +104,7 @@ def set_ber(gm: nn.Module, ber: Any, layers: Layers = None, *, kind: str | None 
 
 
 def _seed(seed: Any) -> int | None:
-    if seed is None:
-        return None
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or int(seed) < 0:
-        raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
-    return int(seed)
+    return None if seed is None else as_int(seed, "seed", minimum=0)
 
 
 def resample(gm: nn.Module, seed: int | None = None) -> None:
