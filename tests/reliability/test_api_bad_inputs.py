@@ -84,7 +84,7 @@ CASES: list[tuple[str, Callable[[], Any], type[BaseException], str]] = [
     ("fault-number", cfg(fault=1), ConfigError, r"fault"),
     ("encoding-unknown", cfg(encoding="grey"), ConfigError, r"encoding.*did you mean 'gray'"),
     ("encoding-table-short", tf(FaultConfig(encoding=[0, 1, 2], ber=1e-3)), ConfigError, r"code table.*3 words"),
-    ("encoding-table-dup", tf(FaultConfig(encoding={"conv1": list(range(255)) + [0]}, ber=1e-3)), ConfigError,
+    ("encoding-table-dup", tf(FaultConfig(encoding={"conv1": [*range(255), 0]}, ber=1e-3)), ConfigError,
      r"code table.*bijection"),
     ("encoding-table-words", cfg(encoding=["a", "b"]), ConfigError, r"encoding.*integer words"),
     ("encoding-type", cfg(encoding=3.5), ConfigError, r"encoding"),
