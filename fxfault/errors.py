@@ -19,6 +19,7 @@ __all__ = [
     "ResultsMismatchError",
     "TraceError",
     "UnsupportedQuantizerError",
+    "UsageError",
 ]
 
 
@@ -64,3 +65,14 @@ class CoverageError(FxFaultError, ValueError):
 
 class CoverageWarning(UserWarning):
     """A weight that a layer reads got no fault site (``fxfault.coverage`` lists them)."""
+
+
+class UsageError(FxFaultError, ValueError):
+    """A mistake on the command line: printed as one line on stderr, exit status 2.
+
+    ``prog`` names the command (``fxfault sweep``) when the parser raised it.
+    """
+
+    def __init__(self, message: str, *, prog: str | None = None) -> None:
+        super().__init__(message)
+        self.prog = prog

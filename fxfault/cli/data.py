@@ -15,12 +15,15 @@ Example::
 
 from __future__ import annotations
 
-import importlib
 import inspect
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-__all__ = ["BUNDLED_DATA", "import_object", "load_data"]
+import torch
+
+from .specs import import_object
+
+__all__ = ["BUNDLED_DATA", "DEFAULT_BATCH_SIZE", "first_example", "load_data"]
 
 DEFAULT_BATCH_SIZE = 256
 
@@ -35,25 +38,9 @@ def _digits(batch_size: int | None) -> Iterable[Any]:
 BUNDLED_DATA: dict[str, Callable[[int | None], Iterable[Any]]] = {"digits": _digits}
 
 
-def import_object(spec: str, what: str) -> Any:
-    """The object named by ``package.module:attribute`` (dots in the attribute allowed)."""
-    module_name, _, attr = spec.partition(":")
-    if not module_name or not attr:
-        raise ValueError(f"the {what} spec {spec!r} must look like 'package.module:name'")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as e:
-        raise ValueError(f"cannot import {module_name!r} for the {what} spec {spec!r}: {e}") from e
-    obj: Any = module
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise ValueError(f"{module_name!r} has no attribute {attr!r} (the {what} spec {spec!r})")
-        obj = getattr(obj, part)
-    return obj
-
-
 def load_data(spec: str, batch_size: int | None = None) -> Iterable[Any]:
-    """The batches named by ``spec`` (a bundled name or ``package.module:factory``)."""
+    """The batches named by ``spec`` (a bundled name or ``package.module:factory``): something
+    that can be iterated again (a list, a ``DataLoader``), not a one-shot iterator."""
     if batch_size is not None and (isinstance(batch_size, bool) or batch_size < 1):
         raise ValueError(f"the batch size must be a positive integer, got {batch_size!r}")
     if spec in BUNDLED_DATA:
@@ -66,9 +53,24 @@ def load_data(spec: str, batch_size: int | None = None) -> Iterable[Any]:
         )
     factory = import_object(spec, "data")
     if not callable(factory):
-        raise TypeError(f"data spec {spec!r} names a {type(factory).__name__}, not a callable")
-    if batch_size is None:
-        return factory()  # type: ignore[no-any-return]
+        raise TypeError(f"data spec {spec!r} names an object of type {type(factory).__name__}, "
+                        "not a callable")
+    data = factory() if batch_size is None else factory(batch_size=_takes_batch_size(spec, factory, batch_size))
+    if isinstance(data, Iterator):
+        raise TypeError(
+            f"the data factory {spec!r} returned a one-shot iterator ({type(data).__name__}), but "
+            "a sweep iterates the data once per trial; return something that can be iterated "
+            "again: a list of (inputs, targets) batches or a DataLoader"
+        )
+    if isinstance(data, torch.Tensor) or not isinstance(data, Iterable):
+        raise TypeError(
+            f"the data factory {spec!r} returned an object of type {type(data).__name__}; return "
+            "a list of (inputs, targets) batches or a DataLoader"
+        )
+    return data  # type: ignore[no-any-return]
+
+
+def _takes_batch_size(spec: str, factory: Callable[..., Any], batch_size: int) -> int:
     try:
         params = inspect.signature(factory).parameters
     except (TypeError, ValueError):
@@ -78,4 +80,22 @@ def load_data(spec: str, batch_size: int | None = None) -> Iterable[Any]:
             f"--batch-size was given, but the data factory {spec!r} takes no batch_size "
             "argument; leave --batch-size out or add the argument to the factory"
         )
-    return factory(batch_size=batch_size)  # type: ignore[no-any-return]
+    return batch_size
+
+
+def first_example(data: Iterable[Any]) -> tuple[Any, Any]:
+    """``(inputs, targets)`` of the first example of the first batch of ``data`` (inputs: a
+    tensor, or a tuple of them); a ``ValueError`` when there is no batch or the first is not an
+    ``(inputs, targets)`` pair of tensors."""
+    batch = next(iter(data), None)
+    if batch is None:
+        raise ValueError("the data yielded no batches; give at least one (inputs, targets) batch")
+    if not isinstance(batch, (tuple, list)) or len(batch) != 2:
+        raise ValueError(f"batch 0 of the data is a {type(batch).__name__}, not an (inputs, targets) pair")
+    inputs, targets = batch
+    parts = inputs if isinstance(inputs, (tuple, list)) else (inputs,)
+    if not all(isinstance(x, torch.Tensor) and x.dim() > 0 for x in (*parts, targets)):
+        raise ValueError("batch 0 of the data is not an (inputs, targets) pair of batched tensors "
+                         f"(inputs: {type(inputs).__name__}, targets: {type(targets).__name__})")
+    first = tuple(x[:1] for x in parts)
+    return (first if isinstance(inputs, (tuple, list)) else first[0]), targets[:1]

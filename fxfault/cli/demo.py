@@ -18,26 +18,50 @@ cores, and it is seeded: the same ``seed`` gives the same model and the same tab
 
 from __future__ import annotations
 
+import argparse
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from ..campaign import sweep
-from ..campaign.report import write_outputs
-from ..campaign.store import write_results
-from ..config import FaultConfig
-from ..graph.transform import transform
-from ..inspection.sites import sites
-from ..runtime.control import disabled
+from . import args as checks
+from .outputs import publish, staging
+from .specs import BUNDLED_MODELS
 
-__all__ = ["run_demo"]
+__all__ = ["add_parser", "run", "run_demo"]
+
+#: the bundled model that the demo trains (its input shape labels the exported graph)
+MODEL = BUNDLED_MODELS["digits-cnn"]
 
 BERS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
 TRIALS = 10
 EPOCHS = 8
 QUICK_BERS = (1e-3, 1e-1)
 QUICK_TRIALS = 2
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``demo`` on ``subparsers``; the parsed namespace's ``func`` is :func:`run`."""
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "demo",
+        help="train a mixed-precision LSQ CNN on digits, sweep the BER, write table, plot, report",
+        description="Train a small mixed-precision LSQ CNN on scikit-learn's digits for a few "
+        "seconds, sweep the bit-error rate of its stored weights, print the table and write the "
+        "results, a plot, a report, the weights and the faulty graph to --out.",
+    )
+    p.add_argument("--out", type=checks.output_folder, default="demo-out", metavar="DIR",
+                   help="folder for the demo's files (default demo-out)")
+    p.add_argument("--quick", action="store_true", help="tiny settings (for smoke tests)")
+    p.add_argument("--seed", type=checks.non_negative_int, default=0,
+                   help="seeds the model, the training and the fault trials (default 0)")
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``demo`` with parsed arguments; returns the exit status."""
+    return run_demo(out=args.out, quick=args.quick, seed=args.seed)
 
 
 def run_demo(out: str = "demo-out", *, quick: bool = False, seed: int = 0) -> int:
@@ -55,6 +79,11 @@ def run_demo(out: str = "demo-out", *, quick: bool = False, seed: int = 0) -> in
 
 
 def _run(out: Path, *, quick: bool, seed: int) -> int:
+    from ..campaign import sweep
+    from ..config import FaultConfig
+    from ..graph.transform import transform
+    from ..inspection.sites import sites
+    from ..runtime.control import disabled
     from ..testing.digits import (
         accuracy,
         demo_bits_path,
@@ -101,39 +130,47 @@ def _run(out: Path, *, quick: bool, seed: int) -> int:
     print(result.table())
     print()
 
-    out.mkdir(parents=True, exist_ok=True)
     widths = "/".join(str(s.bits) for s in sites(faulty))
     title = f"Digits CNN ({widths}-bit weights): top-1 accuracy under weight bit errors"
-    torch.save(model.state_dict(), out / "model.pt")
-    written = [write_results(result, out / "results.jsonl")]
-    files = write_outputs(
-        result,
-        out,
-        setup={
-            "model": f"`fxfault.testing.digits.lsq_digits_cnn` trained {epochs} epochs "
-                     f"(seed {seed}); weights in `model.pt`",
-            "bit widths": f"`{bits_path.name}`, configuration 0 (per site: {widths})",
-            "data": "`digits` (held-out split)",
-            "command": f"`fxfault demo --out {out}" + (" --quick" if quick else "")
-                       + (f" --seed {seed}" if seed else "") + "`",
-        },
-        title=title,
-    )
-    written += files.written
-    written.append(out / "model.pt")
-    # the faulty graph itself: readable code, DOT, and a picture when Graphviz is installed
-    from ..errors import GraphvizError
-    from ..inspection.export import export
-
-    written += [export(faulty, out / "faulty_graph.py"), export(faulty, out / "faulty_graph.dot")]
-    notes = list(files.notes)
-    try:
-        written.append(export(faulty, out / "faulty_graph.svg"))
-    except GraphvizError as e:
-        notes.append(f"faulty_graph.svg not written: {e}")
+    setup = {
+        "model": f"`fxfault.testing.digits.lsq_digits_cnn` trained {epochs} epochs "
+                 f"(seed {seed}); weights in `model.pt`",
+        "bit widths": f"`{bits_path.name}`, configuration 0 (per site: {widths})",
+        "data": "`digits` (held-out split)",
+        "command": f"`fxfault demo --out {out}" + (" --quick" if quick else "")
+                   + (f" --seed {seed}" if seed else "") + "`",
+    }
+    with staging() as tmp:
+        staged, notes = _write_files(tmp, model, faulty, result, setup, title)
+        written = publish(staged, out)
     for p in written:
         print(f"wrote {p}")
     for note in notes:
         print(note)
     print(f"\nDemo finished in {time.perf_counter() - t_start:.1f} s (wall time).")
     return 0
+
+
+def _write_files(
+    folder: Path, model: torch.nn.Module, faulty: Any, result: Any, setup: dict[str, str], title: str
+) -> tuple[list[Path], list[str]]:
+    """Write the demo's files into ``folder`` (a staging folder); returns them, in the order
+    they are reported, and the notes about files left out."""
+    from ..campaign.report import write_outputs
+    from ..campaign.store import write_results
+    from ..errors import GraphvizError
+    from ..inspection.export import export
+
+    files = write_outputs(result, folder, setup=setup, title=title)
+    torch.save(model.state_dict(), folder / "model.pt")
+    written = [write_results(result, folder / "results.jsonl"), *files.written, folder / "model.pt"]
+    # the faulty graph itself: readable code, DOT, and a picture when Graphviz is installed
+    shapes = torch.zeros(MODEL.input_shape)
+    written += [export(faulty, folder / "faulty_graph.py"),
+                export(faulty, folder / "faulty_graph.dot", example_inputs=shapes)]
+    notes = list(files.notes)
+    try:
+        written.append(export(faulty, folder / "faulty_graph.svg", example_inputs=shapes))
+    except GraphvizError as e:
+        notes.append(f"faulty_graph.svg not written: {e}")
+    return written, notes
